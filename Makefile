@@ -1,0 +1,110 @@
+# casewire — thin and obvious: `make`, `make run`, `make test`, `make bench`.
+#   make SANITIZE=address,undefined test   sanitizer build (in build-san/), same tests
+# Everything lands in $(BUILD): generated protobuf code, objects, binaries, test programs.
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD   ?= build
+OPT     ?= -O2
+else
+BUILD   ?= build-san
+OPT     ?= -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+LDSAN    = -fsanitize=$(SANITIZE)
+endif
+
+CC      ?= cc
+PKGS     = rdkafka libevent hiredis libprotobuf-c yaml-0.1 jansson libcrypto
+# Evaluated lazily, after `deps` has had its chance to install what is missing.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+CHECK_LIBS = $(shell pkg-config --libs check)
+
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-missing-field-initializers -g $(OPT) -D_GNU_SOURCE \
+           -Icommon -I$(BUILD)/gen -MMD -MP
+LDFLAGS += $(LDSAN)
+
+SERVICES   = gateway router deadline notifier devbroker
+PROTOS     = $(wildcard proto/*.proto)
+PROTO_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PROTO_H    = $(PROTO_C:.c=.h)
+COMMON_SRC = $(wildcard common/*.c)
+COMMON_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC)) $(PROTO_C:.c=.o)
+LIBCOMMON  = $(BUILD)/libcasewire.a
+BINS       = $(patsubst %,$(BUILD)/bin/casewire-%,$(SERVICES))
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+UNIT_BINS  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+ITEST_SRC  = $(wildcard tests/integration/*.c)
+ITEST_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
+DEPS_OK    = $(BUILD)/.deps-ok
+
+.PHONY: all deps run test unit integration bench format format-check clean
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(BINS)
+
+# `make deps` always checks; builds only re-check when the package list changes.
+deps:
+	@scripts/deps.sh
+$(DEPS_OK): scripts/deps.sh
+	@scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto | $(DEPS_OK)
+	@mkdir -p $(@D)
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+# Generated code is not ours to warn about beyond the basics.
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(CC) -std=c11 -g $(OPT) -I$(BUILD)/gen $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c | $(PROTO_H) $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define SERVICE_RULE
+$(BUILD)/bin/casewire-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard services/$(1)/*.c)) $(LIBCOMMON)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBCOMMON) $$(PKG_LIBS) -lm
+endef
+$(foreach s,$(SERVICES),$(eval $(call SERVICE_RULE,$(s))))
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+$(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) -lm
+
+# The embedded default: Redis, the devbroker and every service, in the foreground.
+run: all
+	@scripts/run.sh $(BUILD)
+
+# Every tier: unit, then integration against real redis-server and the devbroker.
+test: $(DEPS_OK) all $(UNIT_BINS) $(ITEST_BINS)
+	@tests/run.sh $(BUILD)
+
+unit: $(DEPS_OK) $(UNIT_BINS)
+	@tests/run.sh $(BUILD) unit
+
+integration: $(DEPS_OK) all $(ITEST_BINS)
+	@tests/run.sh $(BUILD) integration
+
+bench: all $(ITEST_BINS)
+	@bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch])
+format-check:
+	clang-format --dry-run --Werror $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch])
+
+clean:
+	rm -rf build build-san var/run
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
