@@ -1,0 +1,27 @@
+/*
+ * Identifiers and clocks.
+ *
+ * Event and case ids are ULIDs: 26 characters of Crockford base32, the first 10 encoding the
+ * millisecond time, so ids sort by creation time (handy in Redis and logs) and need no
+ * coordination between processes (80 random bits from getrandom()).
+ */
+#ifndef CW_IDS_H
+#define CW_IDS_H
+
+#include <stdint.h>
+
+#define CW_ULID_LEN 26
+
+/* Writes a new ULID and a terminating NUL into out. Returns 0, or -1 if no randomness. */
+int cw_ulid_new(char out[CW_ULID_LEN + 1]);
+/* 1 when s is a well-formed ULID. */
+int cw_ulid_valid(const char *s);
+/* Milliseconds of the ULID's time part, or -1 when s is not a ULID. */
+int64_t cw_ulid_time_ms(const char *s);
+
+/* Wall clock, Unix milliseconds (for events, due times). */
+int64_t cw_now_ms(void);
+/* Monotonic milliseconds (for timeouts and latency: never jumps). */
+int64_t cw_mono_ms(void);
+
+#endif

@@ -1,0 +1,203 @@
+#include "service.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpd.h"
+#include "ids.h"
+#include "log.h"
+#include "metrics.h"
+#include "shutdown.h"
+
+struct cw_service {
+    struct cw_service_def def;
+    cw_config *cfg;
+    struct event_base *base;
+    cw_metrics *metrics;
+    cw_httpd *httpd;
+    cw_shutdown *sd;
+    cw_producer *producer;
+    cw_consumer *consumer;
+    struct cw_redis *redis;
+    struct cw_chain *chain;
+    int fatal;
+    char client_id[64];
+};
+
+static void on_fatal(void *arg, const char *reason)
+{
+    cw_service *s = arg;
+    s->fatal = 1;
+    cw_shutdown_begin(s->sd, reason);
+}
+
+/* ---- shutdown steps ---- */
+
+static void stop_http(void *arg) { cw_httpd_stop_accepting(arg); }
+static void stop_consumer(void *arg) { cw_consumer_stop(arg); }
+static int consumer_drained(void *arg) { return cw_consumer_inflight(arg) == 0; }
+static void close_consumer(void *arg) { cw_consumer_close_begin(arg); }
+static int consumer_closed(void *arg) { return cw_consumer_closed(arg); }
+static int producer_flushed(void *arg) { return cw_producer_pending(arg) == 0; }
+
+/* ---- readiness and metrics ---- */
+
+static int producer_ready(void *arg) { return cw_producer_is_ready(arg); }
+static int consumer_ready(void *arg) { return cw_consumer_is_ready(arg); }
+static double producer_pending_metric(void *arg) { return (double)cw_producer_pending(arg); }
+static double consumer_inflight_metric(void *arg) { return (double)cw_consumer_inflight(arg); }
+
+static void kafka_options(const cw_service *s, struct cw_kafka_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->brokers = cw_config_str(s->cfg, CW_SET_KAFKA_BROKERS);
+    o->client_id = s->client_id;
+    o->extra = cw_config_str(s->cfg, CW_SET_KAFKA_CONF);
+    o->delivery_timeout_ms = (int)cw_config_int(s->cfg, CW_SET_KAFKA_DELIVERY_TIMEOUT);
+}
+
+static int start_http(cw_service *s, char *err, size_t errlen)
+{
+    int gateway = s->def.id == CW_SVC_GATEWAY;
+    const char *bind = cw_config_str(s->cfg, gateway ? CW_SET_HTTP_BIND : CW_SET_ADMIN_BIND);
+    int port = (int)cw_config_int(s->cfg, gateway ? CW_SET_HTTP_PORT : CW_SET_ADMIN_PORT);
+    s->httpd = cw_httpd_new(s->base, bind, port, s->metrics, err, errlen);
+    if (!s->httpd) return -1;
+    cw_shutdown_add(s->sd, CW_STAGE_STOP_ACCEPTING, "http", stop_http, NULL, s->httpd);
+    cw_info("http.listening", "bind=%s port=%d role=%s", bind, cw_httpd_port(s->httpd),
+            gateway ? "api" : "admin");
+    return 0;
+}
+
+static int start_producer(cw_service *s, char *err, size_t errlen)
+{
+    struct cw_kafka_options o;
+    kafka_options(s, &o);
+    s->producer = cw_producer_new(s->base, &o, err, errlen);
+    if (!s->producer) return -1;
+    cw_producer_on_fatal(s->producer, on_fatal, s);
+    cw_httpd_add_check(s->httpd, "kafka", producer_ready, s->producer);
+    cw_shutdown_add(s->sd, CW_STAGE_FLUSH_PRODUCERS, "kafka-producer", NULL, producer_flushed, s->producer);
+    cw_metrics_gauge_fn(s->metrics, "casewire_kafka_producer_pending",
+                        "Produced messages waiting for a delivery report", producer_pending_metric,
+                        s->producer, NULL);
+    return 0;
+}
+
+static int start_parts(cw_service *s, char *err, size_t errlen)
+{
+    if (start_http(s, err, errlen) != 0) return -1;
+    if ((s->def.needs & CW_NEEDS_PRODUCER) && start_producer(s, err, errlen) != 0) return -1;
+    return 0;
+}
+
+cw_service *cw_service_new(const struct cw_service_def *def, int argc, char **argv, int *exit_code)
+{
+    char err[2048] = "";
+    cw_service *s = calloc(1, sizeof *s);
+    *exit_code = 1;
+    if (!s) return NULL;
+    s->def = *def;
+    snprintf(s->client_id, sizeof s->client_id, "casewire-%s", def->name);
+    int rc = cw_config_load(&s->cfg, def->id, def->name, argc, argv, err, sizeof err);
+    if (rc != CW_CONFIG_OK) {
+        if (rc == CW_CONFIG_EXIT) *exit_code = 0;
+        else {
+            fprintf(stderr, "casewire-%s: %s\n", def->name, err);
+            *exit_code = 2;
+        }
+        free(s);
+        return NULL;
+    }
+    cw_log_init(def->name, cw_config_str(s->cfg, CW_SET_LOG_LEVEL));
+    cw_config_log(s->cfg);
+    s->base = event_base_new();
+    s->metrics = cw_metrics_new();
+    s->sd = s->base ? cw_shutdown_new(s->base, cw_config_int(s->cfg, CW_SET_SHUTDOWN_TIMEOUT)) : NULL;
+    if (!s->base || !s->metrics || !s->sd || cw_shutdown_watch_signals(s->sd) != 0) {
+        snprintf(err, sizeof err, "cannot set up the event loop");
+        goto fail;
+    }
+    cw_metric_set(cw_metrics_gauge(s->metrics, "casewire_start_time_seconds",
+                                   "Unix time the process started", "service", def->name, NULL),
+                  (double)cw_now_ms() / 1000.0);
+    if (start_parts(s, err, sizeof err) != 0) goto fail;
+    cw_info("service.started", "service=%s", def->name);
+    return s;
+fail:
+    cw_error("service.start_failed", "service=%s reason=\"%s\"", def->name, err);
+    cw_service_free(s);
+    return NULL;
+}
+
+int cw_service_consume(cw_service *s, const char *const *topics, size_t ntopics,
+                       cw_consume_fn *handler, void *arg)
+{
+    char err[512], group[64];
+    struct cw_kafka_options o;
+    kafka_options(s, &o);
+    snprintf(group, sizeof group, "casewire-%s", s->def.name);
+    struct cw_consumer_options co = {
+        .group_id = group,
+        .topics = topics,
+        .ntopics = ntopics,
+        .max_inflight = (int)cw_config_int(s->cfg, CW_SET_KAFKA_MAX_INFLIGHT),
+        .handler = handler,
+        .handler_arg = arg,
+    };
+    s->consumer = cw_consumer_new(s->base, &o, &co, err, sizeof err);
+    if (!s->consumer) {
+        cw_error("service.consume_failed", "group=%s reason=\"%s\"", group, err);
+        return -1;
+    }
+    cw_consumer_on_fatal(s->consumer, on_fatal, s);
+    cw_httpd_add_check(s->httpd, "kafka-consumer", consumer_ready, s->consumer);
+    cw_shutdown_add(s->sd, CW_STAGE_STOP_ACCEPTING, "kafka-consumer", stop_consumer, NULL, s->consumer);
+    cw_shutdown_add(s->sd, CW_STAGE_DRAIN, "kafka-consumer", NULL, consumer_drained, s->consumer);
+    cw_shutdown_add(s->sd, CW_STAGE_CLOSE_CONSUMERS, "kafka-consumer", close_consumer, consumer_closed,
+                    s->consumer);
+    cw_metrics_gauge_fn(s->metrics, "casewire_kafka_consumer_inflight",
+                        "Consumed messages whose effects are not yet durable", consumer_inflight_metric,
+                        s->consumer, NULL);
+    return 0;
+}
+
+int cw_service_add_check(cw_service *s, const char *name, int (*ready)(void *), void *arg)
+{
+    return cw_httpd_add_check(s->httpd, name, ready, arg);
+}
+
+int cw_service_run(cw_service *s)
+{
+    event_base_dispatch(s->base);
+    int clean = cw_shutdown_started(s->sd) && cw_shutdown_clean(s->sd);
+    cw_info("service.stopped", "service=%s clean=%s", s->def.name, clean ? "yes" : "no");
+    return s->fatal ? 1 : 0;
+}
+
+void cw_service_free(cw_service *s)
+{
+    if (!s) return;
+    /* Reverse order of creation; consumers and producers before the loop they live on. */
+    cw_consumer_free(s->consumer);
+    cw_producer_free(s->producer);
+    cw_httpd_free(s->httpd);
+    cw_shutdown_free(s->sd);
+    cw_metrics_free(s->metrics);
+    if (s->base) event_base_free(s->base);
+    cw_config_free(s->cfg);
+    free(s);
+}
+
+struct event_base *cw_service_base(cw_service *s) { return s->base; }
+const cw_config *cw_service_config(cw_service *s) { return s->cfg; }
+struct cw_metrics *cw_service_metrics(cw_service *s) { return s->metrics; }
+struct cw_httpd *cw_service_httpd(cw_service *s) { return s->httpd; }
+struct cw_shutdown *cw_service_shutdown(cw_service *s) { return s->sd; }
+cw_producer *cw_service_producer(cw_service *s) { return s->producer; }
+cw_consumer *cw_service_consumer(cw_service *s) { return s->consumer; }
+struct cw_redis *cw_service_redis(cw_service *s) { return s->redis; }
+const struct cw_chain *cw_service_chain(cw_service *s) { return s->chain; }
+const char *cw_service_name(const cw_service *s) { return s->def.name; }

@@ -1,0 +1,82 @@
+# Shared helpers for integration scripts (source it). Provides:
+#   ok NAME / not_ok NAME [why] / check NAME CMD...   TAP-style assertions the runner counts
+#   wait_until SECONDS CMD...    poll CMD every 50 ms until it succeeds or the deadline passes
+#   free_port                    a free loopback port
+#   track_pid PID                kill PID (and only PID) when the script exits
+#   start_redis DIR [PORT]       redis-server with AOF in DIR; sets REDIS_PORT REDIS_PID
+#   stop_redis [SIGNAL]          stop the redis started above (default TERM)
+#   start_devbroker DIR [ARGS]   the development Kafka broker; sets KAFKA_BROKERS DEVBROKER_PID
+# Every process a script starts is tracked and killed on exit; the temp dir is removed.
+set -uo pipefail
+: "${CW_BUILD:?run through tests/run.sh (CW_BUILD unset)}"
+: "${CW_ROOT:?run through tests/run.sh (CW_ROOT unset)}"
+
+CW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/casewire-test.XXXXXX")
+_cw_pids=()
+
+_cw_cleanup() {
+  local p
+  for p in "${_cw_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${_cw_pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  [ -n "${CW_KEEP_TMP:-}" ] || rm -rf "$CW_TMP"
+}
+trap _cw_cleanup EXIT
+trap 'exit 130' INT TERM
+
+track_pid() { _cw_pids+=("$1"); }
+
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1${2:+ # $2}"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+
+wait_until() {
+  local secs=$1; shift
+  local deadline=$(( $(date +%s%N) / 1000000 + secs * 1000 ))
+  while ! "$@" 2>/dev/null; do
+    [ $(( $(date +%s%N) / 1000000 )) -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
+
+free_port() { "$CW_BUILD/itests/freeport"; }
+
+start_redis() {
+  local dir=$1 port=${2:-}
+  mkdir -p "$dir"
+  for attempt in 1 2 3 4 5; do
+    [ -n "$port" ] || port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --appendonly yes \
+      --appendfsync everysec --save '' --daemonize no --logfile "$dir/redis.log" &
+    REDIS_PID=$!
+    if wait_until 10 redis-cli -p "$port" ping; then
+      track_pid "$REDIS_PID"; REDIS_PORT=$port; return 0
+    fi
+    kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; port=""
+    [ -n "${2:-}" ] && port=$2
+  done
+  echo "# could not start redis-server; see $dir/redis.log" >&2
+  return 1
+}
+
+stop_redis() {
+  kill -"${1:-TERM}" "$REDIS_PID" 2>/dev/null
+  wait "$REDIS_PID" 2>/dev/null
+  return 0
+}
+
+start_devbroker() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  "$CW_BUILD/bin/casewire-devbroker" --bootstrap-file "$dir/bootstrap" "$@" >"$dir/devbroker.log" 2>&1 &
+  DEVBROKER_PID=$!
+  track_pid "$DEVBROKER_PID"
+  if ! wait_until 20 test -s "$dir/bootstrap"; then
+    echo "# devbroker did not start; see $dir/devbroker.log" >&2; cat "$dir/devbroker.log" >&2
+    return 1
+  fi
+  KAFKA_BROKERS=$(cat "$dir/bootstrap")
+  export KAFKA_BROKERS
+}
