@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +72,8 @@ static const char *type_hint(enum cw_setting_type t)
 {
     switch (t) {
     case CW_T_STRING: return "text";
-    case CW_T_INT: return "integer";
-    case CW_T_MS: return "duration like 500ms, 8s, 2m";
+    case CW_T_INT: return "a whole number";
+    case CW_T_MS: return "a duration like 500ms, 8s, 2m";
     case CW_T_BOOL: return "true or false";
     }
     return "";
@@ -109,7 +108,7 @@ static void validate(cw_config *c, char *err, size_t errlen)
         char where[96];
         snprintf(where, sizeof where, "%s (--%s / %s)", c->source[i], d->flag, d->env);
         if (parse_value(d, c->raw[i], &c->num[i]) != 0) {
-            add_err(err, errlen, "%s: \"%s\" is not a %s", where, c->raw[i], type_hint(d->type));
+            add_err(err, errlen, "%s: \"%s\" is not valid (expected %s)", where, c->raw[i], type_hint(d->type));
             continue;
         }
         if ((d->type == CW_T_INT || d->type == CW_T_MS) && (c->num[i] < d->min || c->num[i] > d->max)) {

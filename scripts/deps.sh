@@ -17,7 +17,8 @@ packages=(
   check                            # unit-test framework
   redis-server                     # Redis for `make run` and the integration tests
   tzdata                           # time zones of the sites
-  procps                           # pgrep/pkill-free process checks in tests (ps)
+  procps                           # ps, for the tests
+  curl                             # `make run` waits for /healthz; the README tour
 )
 
 missing=()

@@ -1,1 +1,26 @@
-int main(void) { return 0; }
+/*
+ * casewire-deadline: keeps every case's clocks in Redis and escalates (issue 4/7).
+ *
+ * Runs in the common service frame (common/service.h): settings, logging, the loop, the
+ * HTTP endpoints /healthz, /readyz and /metrics, the chain, Redis and a Kafka producer, and
+ * the orderly shutdown. Its own logic arrives with its issue; until then it starts, connects
+ * and reports readiness, and consumes nothing (a consumer that committed offsets without
+ * handling the events would lose them for the real one).
+ */
+#include "service.h"
+
+static const struct cw_service_def def = {
+    .name = "deadline",
+    .id = CW_SVC_DEADLINE,
+    .needs = CW_NEEDS_CHAIN | CW_NEEDS_REDIS | CW_NEEDS_PRODUCER,
+};
+
+int main(int argc, char **argv)
+{
+    int exit_code;
+    cw_service *s = cw_service_new(&def, argc, argv, &exit_code);
+    if (!s) return exit_code;
+    exit_code = cw_service_run(s);
+    cw_service_free(s);
+    return exit_code;
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `make run`: the whole stack on this machine, in the foreground.
+#   Redis (deploy/redis.conf, AOF, data in var/redis) unless REDIS_URL is set,
+#   the devbroker (librdkafka mock cluster) unless KAFKA_BROKERS is set,
+#   then the gateway, router, deadline worker and notifier.
+# Every line is prefixed with its service. Ctrl-C or SIGTERM stops everything within 10 s.
+set -uo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bin="$root/$build/bin"
+
+http_port=${CASEWIRE_HTTP_PORT:-8080}
+redis_port=${CASEWIRE_REDIS_PORT:-6479}
+admin_router=${CASEWIRE_ROUTER_ADMIN_PORT:-9101}
+admin_deadline=${CASEWIRE_DEADLINE_ADMIN_PORT:-9102}
+admin_notifier=${CASEWIRE_NOTIFIER_ADMIN_PORT:-9103}
+export CASEWIRE_CHAIN=${CASEWIRE_CHAIN:-$root/deploy/chain.example.yaml}
+
+pids=() names=()
+stopping=0
+
+# Each line of a child goes through sed with its name; $! is the child itself.
+start() {
+  local name=$1; shift
+  "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+  pids+=($!); names+=("$name")
+}
+
+is_infra() { [ "$1" = redis ] || [ "$1" = devbroker ]; }
+
+# Sends TERM to the chosen group (services or infra) and waits for them until the deadline.
+stop_group() { # infra(0/1) deadline
+  local i
+  for i in "${!pids[@]}"; do
+    if is_infra "${names[i]}"; then [ "$1" = 1 ] || continue; else [ "$1" = 0 ] || continue; fi
+    kill -TERM "${pids[i]}" 2>/dev/null
+  done
+  for i in "${!pids[@]}"; do
+    if is_infra "${names[i]}"; then [ "$1" = 1 ] || continue; else [ "$1" = 0 ] || continue; fi
+    while kill -0 "${pids[i]}" 2>/dev/null && [ "$(date +%s%N)" -lt "$2" ]; do sleep 0.05; done
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      echo "[run] ${names[i]} (pid ${pids[i]}) did not stop in time: killing it"
+      kill -KILL "${pids[i]}" 2>/dev/null
+    fi
+  done
+}
+
+# Services first (they flush to Kafka and Redis), then Redis and the devbroker: 10 s in all.
+stop_all() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  echo "[run] stopping..."
+  local now; now=$(date +%s%N)
+  stop_group 0 $(( now + 8500000000 ))
+  stop_group 1 $(( now + 9500000000 ))
+  wait 2>/dev/null
+  echo "[run] stopped"
+}
+trap 'stop_all; exit 0' INT TERM
+trap 'stop_all' EXIT
+
+wait_for() { # seconds, description, command...
+  local secs=$1 what=$2; shift 2
+  local end=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$end" ]; then echo "[run] $what did not come up within ${secs}s" >&2; exit 1; fi
+    sleep 0.1
+  done
+}
+
+mkdir -p var/redis var/run
+
+if [ -z "${REDIS_URL:-}" ]; then
+  start redis redis-server "$root/deploy/redis.conf" --port "$redis_port" --dir "$root/var/redis"
+  wait_for 10 "redis on port $redis_port (is the port free? set CASEWIRE_REDIS_PORT)" redis-cli -p "$redis_port" ping
+  export REDIS_URL="redis://127.0.0.1:$redis_port"
+fi
+
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+  rm -f var/run/kafka.bootstrap
+  start devbroker "$bin/casewire-devbroker" --bootstrap-file "$root/var/run/kafka.bootstrap"
+  wait_for 20 "the devbroker" test -s var/run/kafka.bootstrap
+  KAFKA_BROKERS=$(cat var/run/kafka.bootstrap)
+  export KAFKA_BROKERS
+fi
+
+start router "$bin/casewire-router" --admin-port "$admin_router"
+start deadline "$bin/casewire-deadline" --admin-port "$admin_deadline"
+start notifier "$bin/casewire-notifier" --admin-port "$admin_notifier"
+start gateway "$bin/casewire-gateway" --http-port "$http_port"
+wait_for 20 "the gateway on port $http_port (is the port free? set CASEWIRE_HTTP_PORT)" \
+  curl -fsS "http://127.0.0.1:$http_port/healthz"
+
+cat <<MSG
+[run] casewire is up:
+[run]   gateway         http://127.0.0.1:$http_port   (GET /healthz /readyz /metrics)
+[run]   router admin    http://127.0.0.1:$admin_router/healthz
+[run]   deadline admin  http://127.0.0.1:$admin_deadline/healthz
+[run]   notifier admin  http://127.0.0.1:$admin_notifier/healthz
+[run]   redis           $REDIS_URL
+[run]   kafka           $KAFKA_BROKERS
+[run]   chain           $CASEWIRE_CHAIN
+[run] Ctrl-C stops everything.
+MSG
+
+# If any process ends on its own, stop the rest: a half-running stack hides problems.
+wait -n "${pids[@]}"
+rc=$?
+if [ "$stopping" = 0 ]; then
+  for i in "${!pids[@]}"; do
+    kill -0 "${pids[i]}" 2>/dev/null || echo "[run] ${names[i]} exited (status $rc); stopping the stack"
+  done
+  stop_all
+  exit 1
+fi
