@@ -38,7 +38,7 @@ ITEST_SRC  = $(wildcard tests/integration/*.c)
 ITEST_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
 DEPS_OK    = $(BUILD)/.deps-ok
 
-.PHONY: all deps run test unit integration bench format format-check clean
+.PHONY: all deps run test unit integration bench docs format format-check clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -98,6 +98,10 @@ integration: $(DEPS_OK) all $(ITEST_BINS)
 
 bench: all $(ITEST_BINS)
 	@bench/run.sh $(BUILD)
+
+# Generated reference: the settings table as Markdown.
+docs: $(BUILD)/bin/casewire-gateway
+	$(BUILD)/bin/casewire-gateway --config-doc > docs/configuration.md
 
 format:
 	clang-format -i $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch])

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark prints its figures. The figures belong here, never in the
+# test suite. Benchmarks arrive with the issues that set targets (gateway, router, deadline
+# worker, notifier, end to end); until then this runs the Kafka wrapper's throughput check.
+set -euo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export CW_BUILD="$root/$build" CW_ROOT="$root"
+shopt -s nullglob
+benches=("$root"/bench/*.sh)
+[ ${#benches[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }
+for b in "${benches[@]}"; do echo "=== $(basename "$b" .sh)"; bash "$b"; done
