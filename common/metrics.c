@@ -209,6 +209,15 @@ cw_metric *cw_metrics_gauge(cw_metrics *m, const char *name, const char *help, .
     return c;
 }
 
+static cw_metric *with_fn(cw_metric *c, double (*fn)(void *), void *arg)
+{
+    if (c) {
+        c->fn = fn;
+        c->arg = arg;
+    }
+    return c;
+}
+
 cw_metric *cw_metrics_gauge_fn(cw_metrics *m, const char *name, const char *help,
                                double (*fn)(void *), void *arg, ...)
 {
@@ -216,11 +225,17 @@ cw_metric *cw_metrics_gauge_fn(cw_metrics *m, const char *name, const char *help
     va_start(ap, arg);
     cw_metric *c = child_get(m, name, help, K_GAUGE, NULL, 0, ap);
     va_end(ap);
-    if (c) {
-        c->fn = fn;
-        c->arg = arg;
-    }
-    return c;
+    return with_fn(c, fn, arg);
+}
+
+cw_metric *cw_metrics_counter_fn(cw_metrics *m, const char *name, const char *help,
+                                 double (*fn)(void *), void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    cw_metric *c = child_get(m, name, help, K_COUNTER, NULL, 0, ap);
+    va_end(ap);
+    return with_fn(c, fn, arg);
 }
 
 cw_metric *cw_metrics_histogram(cw_metrics *m, const char *name, const char *help,

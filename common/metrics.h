@@ -33,6 +33,10 @@ cw_metric *cw_metrics_histogram(cw_metrics *m, const char *name, const char *hel
 cw_metric *cw_metrics_gauge_fn(cw_metrics *m, const char *name, const char *help,
                                double (*fn)(void *arg), void *arg, ...) __attribute__((sentinel));
 
+/* A counter whose value is read from fn(arg) at render time (a library's own totals). */
+cw_metric *cw_metrics_counter_fn(cw_metrics *m, const char *name, const char *help,
+                                 double (*fn)(void *arg), void *arg, ...) __attribute__((sentinel));
+
 void cw_metric_add(cw_metric *c, double v); /* counters: v >= 0 */
 void cw_metric_set(cw_metric *g, double v);
 void cw_metric_observe(cw_metric *h, double v);

@@ -9,6 +9,7 @@
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis.h"
 #include "shutdown.h"
 
 struct cw_service {
@@ -86,9 +87,59 @@ static int start_producer(cw_service *s, char *err, size_t errlen)
     return 0;
 }
 
+static int redis_ready(void *arg) { return cw_redis_is_ready(arg); }
+static void redis_close(void *arg) { cw_redis_close(arg); }
+static int redis_idle(void *arg) { return cw_redis_idle(arg); }
+
+/* Redis statistics as metrics, read when /metrics is rendered. */
+#define REDIS_STAT_FN(field)                                                                       \
+    static double redis_##field(void *arg)                                                         \
+    {                                                                                              \
+        struct cw_redis_stats st;                                                                  \
+        cw_redis_stats_get(arg, &st);                                                              \
+        return (double)st.field;                                                                   \
+    }
+REDIS_STAT_FN(commands)
+REDIS_STAT_FN(errors)
+REDIS_STAT_FN(timeouts)
+REDIS_STAT_FN(reconnects)
+REDIS_STAT_FN(in_flight)
+REDIS_STAT_FN(connected)
+
+static void redis_metrics(cw_service *s)
+{
+    cw_metrics *m = s->metrics;
+    void *r = s->redis;
+    cw_metrics_counter_fn(m, "casewire_redis_commands_total", "Redis commands queued", redis_commands, r, NULL);
+    cw_metrics_counter_fn(m, "casewire_redis_errors_total", "Redis commands that failed", redis_errors, r, NULL);
+    cw_metrics_counter_fn(m, "casewire_redis_timeouts_total", "Redis commands that timed out",
+                          redis_timeouts, r, NULL);
+    cw_metrics_counter_fn(m, "casewire_redis_reconnects_total", "Redis reconnections", redis_reconnects, r,
+                          NULL);
+    cw_metrics_gauge_fn(m, "casewire_redis_inflight", "Redis commands in flight", redis_in_flight, r, NULL);
+    cw_metrics_gauge_fn(m, "casewire_redis_connected", "1 when Redis is connected and ready",
+                        redis_connected, r, NULL);
+}
+
+static int start_redis(cw_service *s, char *err, size_t errlen)
+{
+    struct cw_redis_options o;
+    cw_redis_options_init(&o);
+    if (cw_redis_parse_url(cw_config_str(s->cfg, CW_SET_REDIS_URL), &o, err, errlen) != 0) return -1;
+    o.command_timeout_ms = (int)cw_config_int(s->cfg, CW_SET_REDIS_TIMEOUT);
+    o.max_inflight = (int)cw_config_int(s->cfg, CW_SET_REDIS_MAX_INFLIGHT);
+    s->redis = cw_redis_new(s->base, &o, err, errlen);
+    if (!s->redis) return -1;
+    cw_httpd_add_check(s->httpd, "redis", redis_ready, s->redis);
+    cw_shutdown_add(s->sd, CW_STAGE_DISCONNECT_REDIS, "redis", redis_close, redis_idle, s->redis);
+    redis_metrics(s);
+    return 0;
+}
+
 static int start_parts(cw_service *s, char *err, size_t errlen)
 {
     if (start_http(s, err, errlen) != 0) return -1;
+    if ((s->def.needs & CW_NEEDS_REDIS) && start_redis(s, err, errlen) != 0) return -1;
     if ((s->def.needs & CW_NEEDS_PRODUCER) && start_producer(s, err, errlen) != 0) return -1;
     return 0;
 }
@@ -183,6 +234,7 @@ void cw_service_free(cw_service *s)
     /* Reverse order of creation; consumers and producers before the loop they live on. */
     cw_consumer_free(s->consumer);
     cw_producer_free(s->producer);
+    cw_redis_free(s->redis);
     cw_httpd_free(s->httpd);
     cw_shutdown_free(s->sd);
     cw_metrics_free(s->metrics);
