@@ -3,7 +3,8 @@
 #   wait_until SECONDS CMD...    poll CMD every 50 ms until it succeeds or the deadline passes
 #   free_port                    a free loopback port
 #   track_pid PID                kill PID (and only PID) when the script exits
-#   start_redis DIR [PORT]       redis-server with AOF in DIR; sets REDIS_PORT REDIS_PID
+#   start_redis DIR [PORT [ARGS...]]  redis-server with AOF in DIR (extra server ARGS allowed);
+#                                sets REDIS_PORT REDIS_PID
 #   stop_redis [SIGNAL]          stop the redis started above (default TERM)
 #   start_devbroker DIR [ARGS]   the development Kafka broker; sets KAFKA_BROKERS DEVBROKER_PID
 # Every process a script starts is tracked and killed on exit; the temp dir is removed.
@@ -44,22 +45,25 @@ wait_until() {
 free_port() { "$CW_BUILD/itests/freeport"; }
 
 start_redis() {
-  local dir=$1 port=${2:-}
+  local dir=$1 fixed=${2:-}
+  shift; [ $# -gt 0 ] && shift
   mkdir -p "$dir"
+  local port attempt
   for attempt in 1 2 3 4 5; do
-    [ -n "$port" ] || port=$(free_port)
+    port=${fixed:-$(free_port)}
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --appendonly yes \
-      --appendfsync everysec --save '' --daemonize no --logfile "$dir/redis.log" &
+      --appendfsync everysec --save '' --daemonize no --logfile "$dir/redis.log" "$@" &
     REDIS_PID=$!
-    if wait_until 10 redis-cli -p "$port" ping; then
+    # Our own server must be the one answering: a busy port would answer for someone else's.
+    if wait_until 10 _redis_up "$port" && kill -0 "$REDIS_PID" 2>/dev/null; then
       track_pid "$REDIS_PID"; REDIS_PORT=$port; return 0
     fi
-    kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; port=""
-    [ -n "${2:-}" ] && port=$2
+    kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null
   done
   echo "# could not start redis-server; see $dir/redis.log" >&2
   return 1
 }
+_redis_up() { kill -0 "$REDIS_PID" 2>/dev/null && redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
 
 stop_redis() {
   kill -"${1:-TERM}" "$REDIS_PID" 2>/dev/null
