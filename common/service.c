@@ -243,6 +243,16 @@ void cw_service_free(cw_service *s)
     free(s);
 }
 
+int cw_service_main(const struct cw_service_def *def, int argc, char **argv)
+{
+    int exit_code;
+    cw_service *s = cw_service_new(def, argc, argv, &exit_code);
+    if (!s) return exit_code;
+    exit_code = cw_service_run(s);
+    cw_service_free(s);
+    return exit_code;
+}
+
 struct event_base *cw_service_base(cw_service *s) { return s->base; }
 const cw_config *cw_service_config(cw_service *s) { return s->cfg; }
 struct cw_metrics *cw_service_metrics(cw_service *s) { return s->metrics; }

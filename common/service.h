@@ -44,6 +44,8 @@ typedef struct cw_service cw_service;
 /* NULL when the service must not run; *exit_code says how to exit (0 after --help,
  * 2 for bad settings, 1 when something could not start). */
 cw_service *cw_service_new(const struct cw_service_def *def, int argc, char **argv, int *exit_code);
+/* The whole life of a daemon with no logic of its own yet: new, run, free. Returns the exit code. */
+int cw_service_main(const struct cw_service_def *def, int argc, char **argv);
 /* Runs the loop until the shutdown completes. Returns the process exit code. */
 int cw_service_run(cw_service *s);
 void cw_service_free(cw_service *s);

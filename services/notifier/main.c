@@ -15,12 +15,4 @@ static const struct cw_service_def def = {
     .needs = CW_NEEDS_CHAIN | CW_NEEDS_REDIS | CW_NEEDS_PRODUCER,
 };
 
-int main(int argc, char **argv)
-{
-    int exit_code;
-    cw_service *s = cw_service_new(&def, argc, argv, &exit_code);
-    if (!s) return exit_code;
-    exit_code = cw_service_run(s);
-    cw_service_free(s);
-    return exit_code;
-}
+int main(int argc, char **argv) { return cw_service_main(&def, argc, argv); }

@@ -1,5 +1,5 @@
 /* Settings: defaults < environment < flags, bounds, every problem named, secrets never logged. */
-#include <check.h>
+#include "testing.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,19 +128,4 @@ START_TEST(help_exits_without_config)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("config");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, defaults_env_then_flags);
-    tcase_add_test(tc, every_problem_is_reported);
-    tcase_add_test(tc, unknown_and_foreign_flags_are_refused);
-    tcase_add_test(tc, secrets_are_not_logged);
-    tcase_add_test(tc, help_exits_without_config);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CW_TEST_MAIN("config", defaults_env_then_flags, every_problem_is_reported, unknown_and_foreign_flags_are_refused, secrets_are_not_logged, help_exits_without_config)

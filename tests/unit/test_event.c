@@ -1,6 +1,6 @@
 /* The event schema: every event kind round-trips through an Envelope, unknown fields are
  * tolerated, and malformed or oversized input is refused with a reason. */
-#include <check.h>
+#include "testing.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -261,21 +261,4 @@ START_TEST(ulids_are_unique_sorted_and_timed)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("event");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, case_submitted_roundtrips);
-    tcase_add_test(tc, case_routed_roundtrips);
-    tcase_add_test(tc, case_event_deadline_task_result_roundtrip);
-    tcase_add_test(tc, unknown_fields_are_tolerated);
-    tcase_add_test(tc, unknown_enum_value_is_kept_not_fatal);
-    tcase_add_test(tc, bad_input_is_refused_with_a_reason);
-    tcase_add_test(tc, ulids_are_unique_sorted_and_timed);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CW_TEST_MAIN("event", case_submitted_roundtrips, case_routed_roundtrips, case_event_deadline_task_result_roundtrip, unknown_fields_are_tolerated, unknown_enum_value_is_kept_not_fatal, bad_input_is_refused_with_a_reason, ulids_are_unique_sorted_and_timed)

@@ -1,4 +1,4 @@
-#include <check.h>
+#include "testing.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,19 +83,4 @@ START_TEST(write_formats_one_scrubbed_line)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("log");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, mask_phone_keeps_last_four);
-    tcase_add_test(tc, mask_name_keeps_first_character);
-    tcase_add_test(tc, scrub_masks_phone_shapes);
-    tcase_add_test(tc, scrub_leaves_ids_times_and_numbers);
-    tcase_add_test(tc, write_formats_one_scrubbed_line);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CW_TEST_MAIN("log", mask_phone_keeps_last_four, mask_name_keeps_first_character, scrub_masks_phone_shapes, scrub_leaves_ids_times_and_numbers, write_formats_one_scrubbed_line)

@@ -1,5 +1,5 @@
 /* Metrics: exposition format, escaping, histograms, and misuse refused. */
-#include <check.h>
+#include "testing.h"
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,18 +100,4 @@ START_TEST(misuse_is_refused)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("metrics");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, counters_gauges_render);
-    tcase_add_test(tc, label_values_are_escaped);
-    tcase_add_test(tc, histogram_buckets_are_cumulative);
-    tcase_add_test(tc, misuse_is_refused);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CW_TEST_MAIN("metrics", counters_gauges_render, label_values_are_escaped, histogram_buckets_are_cumulative, misuse_is_refused)

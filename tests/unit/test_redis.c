@@ -1,5 +1,5 @@
 /* cw_redis without a server: URL parsing, option validation, refusal while not connected. */
-#include <check.h>
+#include "testing.h"
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,22 +266,4 @@ START_TEST(strerror_names_results)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("redis");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, url_good);
-    tcase_add_test(tc, url_keeps_other_options);
-    tcase_add_test(tc, url_bad);
-    tcase_add_test(tc, url_error_hides_password);
-    tcase_add_test(tc, options_validation);
-    tcase_add_test(tc, script_sha_is_computed_locally);
-    tcase_add_test(tc, refused_while_not_connected);
-    tcase_add_test(tc, strerror_names_results);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CW_TEST_MAIN("redis", url_good, url_keeps_other_options, url_bad, url_error_hides_password, options_validation, script_sha_is_computed_locally, refused_while_not_connected, strerror_names_results)

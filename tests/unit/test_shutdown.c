@@ -1,7 +1,7 @@
 /* Shutdown: stages run in their fixed order whatever the registration order, a step that
  * never finishes is abandoned at the deadline (and the shutdown is not clean), and the loop
  * ends either way. */
-#include <check.h>
+#include "testing.h"
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,17 +95,4 @@ START_TEST(begin_twice_is_one_shutdown)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("shutdown");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, stages_run_in_order);
-    tcase_add_test(tc, stuck_step_is_abandoned_at_the_deadline);
-    tcase_add_test(tc, begin_twice_is_one_shutdown);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CW_TEST_MAIN("shutdown", stages_run_in_order, stuck_step_is_abandoned_at_the_deadline, begin_twice_is_one_shutdown)
