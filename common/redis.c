@@ -121,18 +121,6 @@ static struct timeval ms_tv(uint64_t ms)
                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static uint64_t rng_next(cw_redis *r) /* xorshift64*: jitter only */
 {
     r->rng ^= r->rng >> 12;
@@ -645,7 +633,7 @@ cw_redis *cw_redis_new(struct event_base *base, const struct cw_redis_options *o
     struct timeval ping, now = {0, 0};
 
     if (!base || !opt) {
-        fail(err, errlen, "redis: no event base or options");
+        snprintf(err, errlen, "redis: no event base or options");
         return NULL;
     }
     if (cw_redis_options_check(opt, err, errlen)) return NULL;
@@ -670,7 +658,7 @@ fail_events:
     free_events(r);
     free(r);
 fail_alloc:
-    fail(err, errlen, "redis: out of memory");
+    snprintf(err, errlen, "redis: out of memory");
     return NULL;
 }
 
