@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "httpd.h"
 #include "ids.h"
 #include "log.h"
@@ -136,8 +137,34 @@ static int start_redis(cw_service *s, char *err, size_t errlen)
     return 0;
 }
 
+/* One log line per problem, each naming file, line and field, so an operator can fix them
+ * all in one go rather than one per restart. */
+static void report_chain_problem(const struct cw_chain_error *e, void *arg)
+{
+    char line[1024];
+    cw_chain_error_format(e, line, sizeof line);
+    cw_error("chain.invalid", "problem=\"%s\"", line);
+    ++*(int *)arg;
+}
+
+static int load_chain(cw_service *s, char *err, size_t errlen)
+{
+    const char *path = cw_config_str(s->cfg, CW_SET_CHAIN);
+    int problems = 0;
+    s->chain = cw_chain_load(path, report_chain_problem, &problems);
+    if (!s->chain) {
+        snprintf(err, errlen, "the chain file %s has %d problem(s), each logged above as chain.invalid; "
+                 "fix them and start again", path, problems);
+        return -1;
+    }
+    cw_info("chain.loaded", "file=%s chain=%s sites=%zu tenants=%zu", path, cw_chain_id(s->chain),
+            cw_chain_site_count(s->chain), cw_chain_tenant_count(s->chain));
+    return 0;
+}
+
 static int start_parts(cw_service *s, char *err, size_t errlen)
 {
+    if ((s->def.needs & CW_NEEDS_CHAIN) && load_chain(s, err, errlen) != 0) return -1;
     if (start_http(s, err, errlen) != 0) return -1;
     if ((s->def.needs & CW_NEEDS_REDIS) && start_redis(s, err, errlen) != 0) return -1;
     if ((s->def.needs & CW_NEEDS_PRODUCER) && start_producer(s, err, errlen) != 0) return -1;
@@ -236,6 +263,7 @@ void cw_service_free(cw_service *s)
     cw_producer_free(s->producer);
     cw_redis_free(s->redis);
     cw_httpd_free(s->httpd);
+    cw_chain_free(s->chain);
     cw_shutdown_free(s->sd);
     cw_metrics_free(s->metrics);
     if (s->base) event_base_free(s->base);
