@@ -7,6 +7,7 @@ build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export CW_BUILD="$root/$build" CW_ROOT="$root"
 shopt -s nullglob
-benches=("$root"/bench/*.sh)
+benches=()
+for b in "$root"/bench/*.sh; do [ "$(basename "$b")" = run.sh ] || benches+=("$b"); done
 [ ${#benches[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }
-for b in "${benches[@]}"; do echo "=== $(basename "$b" .sh)"; bash "$b"; done
+for b in "${benches[@]}"; do echo "=== $(basename "$b" .sh)"; bash "$b" | grep -v "^ok - "; done

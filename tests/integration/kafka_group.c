@@ -88,6 +88,7 @@ struct consumer_run {
     cw_consumer *c;
     int fd;
     int stopping;
+    int64_t stop_deadline; /* like the services: give up on a clean close after 10 s */
     struct event *poll;
 };
 
@@ -135,6 +136,11 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct consumer_run *r = arg;
+    if (cw_mono_ms() > r->stop_deadline) {
+        fprintf(stderr, "consumer did not close within 10 s (broker gone?); stopping anyway\n");
+        event_base_loopbreak(r->base);
+        return;
+    }
     if (cw_consumer_inflight(r->c) > 0) return;
     cw_consumer_close_begin(r->c);
     if (cw_consumer_closed(r->c)) event_base_loopbreak(r->base);
@@ -147,6 +153,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     struct consumer_run *r = arg;
     if (r->stopping) return;
     r->stopping = 1;
+    r->stop_deadline = cw_mono_ms() + 10000;
     cw_consumer_stop(r->c);
     struct timeval tv = {0, 10000};
     r->poll = event_new(r->base, -1, EV_PERSIST, on_stop_poll, r);
