@@ -11,12 +11,16 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
+#include "ids.h"
 #include "log.h"
 
 /* Work done per wakeup before yielding to other events (memcached's reqs_per_event). */
 #define KAFKA_BATCH_PER_WAKEUP 200
 /* Safety net: serve the queues at least this often even if no wakeup arrives. */
 #define KAFKA_TICK_MS 100
+/* A consumer at its in-flight limit still takes one message this often, so rebalances and
+ * errors queued behind messages are served and max.poll.interval.ms is never exceeded. */
+#define KAFKA_SATURATED_POLL_MS 1000
 
 /* What producer and consumer share: the handle, its loop wiring, readiness, fatal hook. */
 struct kbase {
@@ -336,7 +340,10 @@ struct cw_consumer {
     struct ptrack *last;       /* lookup cache: messages come in runs per partition */
     size_t inflight, nparts;
     int paused, stopped, closing, closed;
-    uint64_t received, done, rebalances, pauses;
+    int saturated;        /* at max_inflight: messages wait in librdkafka's bounded queue */
+    int64_t last_poll_ms; /* monotonic */
+    size_t inflight_peak;
+    uint64_t received, done, rebalances;
 };
 
 static struct ptrack *ptrack_find(cw_consumer *c, const char *topic, int32_t partition)
@@ -369,7 +376,6 @@ static void set_paused(cw_consumer *c, int pause)
         rd_kafka_topic_partition_list_destroy(a);
     }
     c->paused = pause;
-    if (pause) c->pauses++;
 }
 
 static void on_assign(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
@@ -387,7 +393,7 @@ static void on_assign(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
         c->nparts++;
     }
     rd_kafka_assign(c->kb.rk, parts);
-    if (c->paused || c->stopped) rd_kafka_pause_partitions(c->kb.rk, parts);
+    if (c->stopped) rd_kafka_pause_partitions(c->kb.rk, parts);
     c->kb.ready = 1;
     cw_info("kafka.assigned", "group=%s partitions=%d total=%zu", c->opt.group_id, parts->cnt, c->nparts);
 }
@@ -446,21 +452,34 @@ static void handle_message(cw_consumer *c, rd_kafka_message_t *rkm)
     m->c = c;
     TAILQ_INSERT_TAIL(&pt->inflight, m, link);
     c->inflight++;
+    if (c->inflight > c->inflight_peak) c->inflight_peak = c->inflight;
     c->received++;
     c->opt.handler(c->opt.handler_arg, m);
+}
+
+/* Backpressure: at max_inflight the consumer stops taking messages from librdkafka's queue,
+ * whose size (queued.max.messages.kbytes) then stops the fetching. Pausing the partitions
+ * instead would be ~400x slower: librdkafka discards what it prefetched on pause and fetches
+ * it again on resume (measured: 542 vs 214,285 msg/s). Pause is kept for shutdown only. */
+static int may_take(cw_consumer *c, int64_t now)
+{
+    c->saturated = c->inflight >= (size_t)c->opt.max_inflight;
+    return !c->saturated || now - c->last_poll_ms >= KAFKA_SATURATED_POLL_MS;
 }
 
 static void consumer_serve(struct kbase *kb)
 {
     cw_consumer *c = (cw_consumer *)kb;
     if (c->closed) return;
-    for (int n = 0; n < KAFKA_BATCH_PER_WAKEUP; n++) {
-        if (!c->paused && c->inflight >= (size_t)c->opt.max_inflight) set_paused(c, 1);
+    int64_t now = cw_mono_ms();
+    for (int n = 0; n < KAFKA_BATCH_PER_WAKEUP && may_take(c, now); n++) {
         /* Serves rebalances, errors, logs and statistics too. */
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(kb->rk, 0);
+        c->last_poll_ms = now;
         if (!rkm) break;
         handle_message(c, rkm);
-        if (n == KAFKA_BATCH_PER_WAKEUP - 1) event_active(kb->wake_ev, EV_READ, 0); /* more later */
+        /* More may be queued; librdkafka signals only when the queue was empty. */
+        if (n == KAFKA_BATCH_PER_WAKEUP - 1) event_active(kb->wake_ev, EV_READ, 0);
     }
     if (c->closing && !c->closed && rd_kafka_consumer_closed(kb->rk)) {
         c->closed = 1;
@@ -550,7 +569,11 @@ void cw_kmsg_done(cw_kmsg *m)
         rd_kafka_topic_partition_list_destroy(l);
     }
     ptrack_release_if_empty(pt);
-    if (c->paused && !c->stopped && c->inflight <= (size_t)c->opt.max_inflight / 2) set_paused(c, 0);
+    /* Room again: take what waits in the queue now (no wakeup comes for it otherwise). */
+    if (c->saturated && c->inflight < (size_t)c->opt.max_inflight && !c->stopped) {
+        c->saturated = 0;
+        event_active(c->kb.wake_ev, EV_READ, 0);
+    }
 }
 
 const void *cw_kmsg_value(const cw_kmsg *m, size_t *len)
@@ -603,7 +626,8 @@ void cw_consumer_stats(const cw_consumer *c, struct cw_consumer_stats *out)
     out->received = c->received;
     out->done = c->done;
     out->rebalances = c->rebalances;
-    out->paused = c->pauses;
+    out->saturated = c->saturated;
+    out->inflight_peak = c->inflight_peak;
     out->inflight = c->inflight;
     out->assigned_partitions = c->nparts;
 }

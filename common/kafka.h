@@ -17,7 +17,8 @@
  * they are durable. Offsets are stored only up to the first message not yet done in each
  * partition and committed from there, so a crash or rebalance redelivers every message whose
  * effects were not confirmed (at-least-once; effects must be idempotent, keyed by event id).
- * At most max_inflight messages are out at once: beyond that the partitions are paused.
+ * At most max_inflight messages are out at once: beyond that no more are taken from
+ * librdkafka's bounded local queue, which in turn stops fetching (backpressure).
  */
 #ifndef CW_KAFKA_H
 #define CW_KAFKA_H
@@ -88,8 +89,10 @@ int cw_consumer_is_ready(const cw_consumer *c);
 void cw_consumer_on_fatal(cw_consumer *c, void (*fn)(void *arg, const char *reason), void *arg);
 
 struct cw_consumer_stats {
-    uint64_t received, done, rebalances, paused;
+    uint64_t received, done, rebalances;
     size_t inflight, assigned_partitions;
+    size_t inflight_peak; /* highest in-flight count seen */
+    int saturated;        /* at max_inflight right now */
 };
 void cw_consumer_stats(const cw_consumer *c, struct cw_consumer_stats *out);
 

@@ -174,7 +174,8 @@ static int run_consume(const char *topic, const char *group, const char *outfile
                                  .session_timeout_ms = 6000};
     const char *topics[] = {topic};
     struct cw_consumer_options co = {.group_id = group, .topics = topics, .ntopics = 1,
-                                     .max_inflight = 200, .handler = on_message, .handler_arg = &r};
+                                     .max_inflight = getenv("ITEST_MAX_INFLIGHT") ? atoi(getenv("ITEST_MAX_INFLIGHT")) : 200,
+                                     .handler = on_message, .handler_arg = &r};
     r.c = cw_consumer_new(r.base, &o, &co, err, sizeof err);
     if (!r.c) {
         fprintf(stderr, "consumer: %s\n", err);
@@ -185,9 +186,9 @@ static int run_consume(const char *topic, const char *group, const char *outfile
     event_base_dispatch(r.base);
     struct cw_consumer_stats st;
     cw_consumer_stats(r.c, &st);
-    printf("consumer done received=%llu done=%llu rebalances=%llu pauses=%llu\n",
+    printf("consumer done received=%llu done=%llu rebalances=%llu inflight_peak=%zu\n",
            (unsigned long long)st.received, (unsigned long long)st.done,
-           (unsigned long long)st.rebalances, (unsigned long long)st.paused);
+           (unsigned long long)st.rebalances, st.inflight_peak);
     event_free(term);
     if (r.poll) event_free(r.poll);
     cw_consumer_free(r.c);

@@ -46,3 +46,7 @@ else
   not_ok "surviving consumer stops within 10 s of SIGTERM"
 fi
 grep -h "consumer done" "$CW_TMP/b.log" | sed 's/^/# B: /'
+# Backpressure: at most max_inflight (200) out at once, plus the one message a saturated
+# consumer takes per second to keep serving rebalances.
+peak=$(sed -n 's/.*inflight_peak=\([0-9]*\).*/\1/p' "$CW_TMP/b.log")
+check "in-flight messages stayed within the bound (peak ${peak:-?} <= 201)" test "${peak:-999999}" -le 201
