@@ -21,6 +21,9 @@
 /* A consumer at its in-flight limit still takes one message this often, so rebalances and
  * errors queued behind messages are served and max.poll.interval.ms is never exceeded. */
 #define KAFKA_SATURATED_POLL_MS 1000
+/* Saturated this long (effects stuck: Redis or Kafka down), the partitions are paused, so the
+ * one-per-second polls above serve only rebalances and errors and in-flight stops growing. */
+#define KAFKA_SATURATED_PAUSE_MS 5000
 
 /* What producer and consumer share: the handle, its loop wiring, readiness, fatal hook. */
 struct kbase {
@@ -42,23 +45,28 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *e
 {
     char e[256];
     if (rd_kafka_conf_set(conf, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka setting %s=%s: %s", k, v, e);
+        /* The value is never shown: CASEWIRE_KAFKA_CONF carries passwords. */
+        (void)v;
+        snprintf(err, errlen, "kafka setting %s: %s", k, e);
         return -1;
     }
     return 0;
 }
 
-/* "a=b,c=d" from the operator: extra properties for real clusters (security.protocol...). */
+/* "a=b,c=d" from the operator: extra properties for real clusters (security.protocol...).
+ * Errors name the item's position and key, never a value (it may be a password). */
 static int conf_set_extra(rd_kafka_conf_t *conf, const char *extra, char *err, size_t errlen)
 {
     if (!extra || !*extra) return 0;
     char *copy = strdup(extra), *save = NULL;
-    int rc = 0;
+    int rc = 0, item = 0;
     if (!copy) return -1;
     for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
+        item++;
         if (!eq || eq == kv) {
-            snprintf(err, errlen, "kafka extra setting \"%s\": expected key=value", kv);
+            snprintf(err, errlen,
+                     "CASEWIRE_KAFKA_CONF item %d is not key=value (values may not contain commas)", item);
             rc = -1;
             break;
         }
@@ -199,6 +207,7 @@ static void kbase_unwire(struct kbase *kb)
 struct cw_producer {
     struct kbase kb;
     size_t pending;
+    int closed;
 };
 
 struct delivery {
@@ -268,7 +277,7 @@ fail:
 int cw_producer_send(cw_producer *p, const char *topic, const void *key, size_t keylen,
                      const void *value, size_t len, cw_delivery_fn *cb, void *opaque)
 {
-    if (p->kb.fatal_raised) return CW_PRODUCE_FAILED;
+    if (p->kb.fatal_raised || p->closed) return CW_PRODUCE_FAILED;
     struct delivery *d = NULL;
     if (cb) {
         d = malloc(sizeof *d);
@@ -299,15 +308,25 @@ void cw_producer_on_fatal(cw_producer *p, void (*fn)(void *, const char *), void
     p->kb.fatal_arg = arg;
 }
 
+void cw_producer_close(cw_producer *p)
+{
+    if (!p || p->closed) return;
+    p->closed = 1;
+    if (!p->kb.rk) return;
+    /* Whatever is still queued fails now, through its delivery callback, exactly once. The
+     * purge reports arrive through the queue: serve it until all are in (bounded). */
+    rd_kafka_purge(p->kb.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    int64_t until = cw_mono_ms() + 5000;
+    while (p->pending && cw_mono_ms() < until) rd_kafka_poll(p->kb.rk, 50);
+    if (p->pending)
+        cw_error("kafka.close_incomplete", "pending=%zu reason=\"delivery reports missing after purge\"",
+                 p->pending);
+}
+
 void cw_producer_free(cw_producer *p)
 {
     if (!p) return;
-    if (p->kb.rk) {
-        /* Whatever is still queued fails now, through its delivery callback, exactly once. */
-        rd_kafka_purge(p->kb.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_poll(p->kb.rk, 0);
-        if (p->pending) rd_kafka_flush(p->kb.rk, 1000);
-    }
+    cw_producer_close(p);
     kbase_unwire(&p->kb);
     if (p->kb.queue) rd_kafka_queue_destroy(p->kb.queue);
     if (p->kb.rk) rd_kafka_destroy(p->kb.rk);
@@ -336,12 +355,15 @@ struct cw_kmsg {
 struct cw_consumer {
     struct kbase kb;
     struct cw_consumer_options opt;
-    LIST_HEAD(, ptrack) parts; /* assigned partitions */
+    LIST_HEAD(, ptrack) parts;   /* assigned partitions */
+    LIST_HEAD(, ptrack) revoked; /* no longer assigned, messages still in flight */
+    char *group_id;
     struct ptrack *last;       /* lookup cache: messages come in runs per partition */
     size_t inflight, nparts;
     int paused, stopped, closing, closed;
     int saturated;        /* at max_inflight: messages wait in librdkafka's bounded queue */
-    int64_t last_poll_ms; /* monotonic */
+    int64_t last_poll_ms;    /* monotonic */
+    int64_t saturated_since; /* monotonic, when saturated */
     size_t inflight_peak;
     uint64_t received, done, rebalances;
 };
@@ -361,6 +383,7 @@ static struct ptrack *ptrack_find(cw_consumer *c, const char *topic, int32_t par
 static void ptrack_release_if_empty(struct ptrack *pt)
 {
     if (pt->revoked && TAILQ_EMPTY(&pt->inflight)) {
+        LIST_REMOVE(pt, link);
         free(pt->topic);
         free(pt);
     }
@@ -378,6 +401,35 @@ static void set_paused(cw_consumer *c, int pause)
     c->paused = pause;
 }
 
+static int cooperative(cw_consumer *c)
+{
+    const char *proto = rd_kafka_rebalance_protocol(c->kb.rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
+/* Applies an assignment change; a failure leaves the consumer consuming nothing while it
+ * looks healthy, so it is fatal. */
+static void apply_assignment(cw_consumer *c, rd_kafka_topic_partition_list_t *parts, int assign)
+{
+    const char *why = NULL;
+    if (cooperative(c)) {
+        rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(c->kb.rk, parts)
+                                     : rd_kafka_incremental_unassign(c->kb.rk, parts);
+        if (e) {
+            cw_error("kafka.assign_failed", "group=%s reason=\"%s\"", c->group_id, rd_kafka_error_string(e));
+            why = "partition assignment failed";
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(c->kb.rk, assign ? parts : NULL);
+        if (e) {
+            cw_error("kafka.assign_failed", "group=%s code=%s", c->group_id, rd_kafka_err2name(e));
+            why = "partition assignment failed";
+        }
+    }
+    if (why) raise_fatal(&c->kb, why);
+}
+
 static void on_assign(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
@@ -392,10 +444,10 @@ static void on_assign(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
         LIST_INSERT_HEAD(&c->parts, pt, link);
         c->nparts++;
     }
-    rd_kafka_assign(c->kb.rk, parts);
-    if (c->stopped) rd_kafka_pause_partitions(c->kb.rk, parts);
+    apply_assignment(c, parts, 1);
+    if (c->stopped || c->paused) rd_kafka_pause_partitions(c->kb.rk, parts);
     c->kb.ready = 1;
-    cw_info("kafka.assigned", "group=%s partitions=%d total=%zu", c->opt.group_id, parts->cnt, c->nparts);
+    cw_info("kafka.assigned", "group=%s partitions=%d total=%zu", c->group_id, parts->cnt, c->nparts);
 }
 
 static void on_revoke(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
@@ -407,11 +459,12 @@ static void on_revoke(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
         if (c->last == pt) c->last = NULL;
         c->nparts--;
         pt->revoked = 1;
+        LIST_INSERT_HEAD(&c->revoked, pt, link);
         ptrack_release_if_empty(pt);
     }
     /* With auto-commit on, librdkafka commits the stored offsets as part of unassigning. */
-    rd_kafka_assign(c->kb.rk, NULL);
-    cw_info("kafka.revoked", "group=%s partitions=%d total=%zu", c->opt.group_id, parts->cnt, c->nparts);
+    apply_assignment(c, parts, 0);
+    cw_info("kafka.revoked", "group=%s partitions=%d total=%zu", c->group_id, parts->cnt, c->nparts);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -463,8 +516,15 @@ static void handle_message(cw_consumer *c, rd_kafka_message_t *rkm)
  * it again on resume (measured: 542 vs 214,285 msg/s). Pause is kept for shutdown only. */
 static int may_take(cw_consumer *c, int64_t now)
 {
-    c->saturated = c->inflight >= (size_t)c->opt.max_inflight;
-    return !c->saturated || now - c->last_poll_ms >= KAFKA_SATURATED_POLL_MS;
+    int full = c->inflight >= (size_t)c->opt.max_inflight;
+    if (full && !c->saturated) c->saturated_since = now;
+    c->saturated = full;
+    if (full && !c->paused && now - c->saturated_since >= KAFKA_SATURATED_PAUSE_MS) {
+        cw_warn("kafka.stalled", "group=%s inflight=%zu reason=\"effects not completing; fetching paused\"",
+                c->group_id, c->inflight);
+        set_paused(c, 1);
+    }
+    return !full || now - c->last_poll_ms >= KAFKA_SATURATED_POLL_MS;
 }
 
 static void consumer_serve(struct kbase *kb)
@@ -483,7 +543,7 @@ static void consumer_serve(struct kbase *kb)
     }
     if (c->closing && !c->closed && rd_kafka_consumer_closed(kb->rk)) {
         c->closed = 1;
-        cw_info("kafka.consumer_closed", "group=%s", c->opt.group_id);
+        cw_info("kafka.consumer_closed", "group=%s", c->group_id);
     }
 }
 
@@ -500,8 +560,11 @@ cw_consumer *cw_consumer_new(struct event_base *base, const struct cw_kafka_opti
     c->kb.serve = consumer_serve;
     c->kb.pipefd[0] = c->kb.pipefd[1] = -1;
     c->opt = *copt;
+    c->opt.topics = NULL; /* the caller's; used only below */
     if (c->opt.max_inflight <= 0) c->opt.max_inflight = 1000;
     LIST_INIT(&c->parts);
+    LIST_INIT(&c->revoked);
+    if (!(c->group_id = strdup(copt->group_id))) goto fail;
     char num[32], e[256];
     rd_kafka_conf_t *conf = kbase_conf(&c->kb, opt, err, errlen);
     if (!conf) goto fail;
@@ -544,11 +607,50 @@ fail:
     return NULL;
 }
 
+/* Messages still out when the consumer closes or is freed are detached: their librdkafka
+ * message is destroyed now (librdkafka's close and destroy block while any is alive), their
+ * offset is never stored (so they are redelivered to whoever owns the partition next), and
+ * the handler's later cw_kmsg_done() only frees the handle. */
+static void detach_partition(cw_consumer *c, struct ptrack *pt)
+{
+    cw_kmsg *m;
+    while ((m = TAILQ_FIRST(&pt->inflight))) {
+        TAILQ_REMOVE(&pt->inflight, m, link);
+        rd_kafka_message_destroy(m->rkm);
+        m->rkm = NULL;
+        c->inflight--;
+        if (m->done) {
+            free(m); /* done, waiting behind an earlier message: ours */
+        } else {
+            m->c = NULL; /* the handler's: freed by its cw_kmsg_done() */
+            m->pt = NULL;
+        }
+    }
+}
+
+static void detach_all(cw_consumer *c)
+{
+    struct ptrack *pt, *next;
+    size_t n = c->inflight;
+    LIST_FOREACH(pt, &c->parts, link) detach_partition(c, pt);
+    for (pt = LIST_FIRST(&c->revoked); pt; pt = next) {
+        next = LIST_NEXT(pt, link);
+        detach_partition(c, pt);
+        ptrack_release_if_empty(pt);
+    }
+    if (n) cw_warn("kafka.detached", "group=%s messages=%zu reason=\"not done at close; redelivered later\"",
+                   c->group_id, n);
+}
+
 void cw_kmsg_done(cw_kmsg *m)
 {
     cw_consumer *c = m->c;
     struct ptrack *pt = m->pt;
     int64_t next = -1;
+    if (!c) { /* detached at close: nothing to store */
+        free(m);
+        return;
+    }
     m->done = 1;
     c->done++;
     /* Advance over the done prefix of the partition; the first not-done message holds it. */
@@ -574,21 +676,22 @@ void cw_kmsg_done(cw_kmsg *m)
         c->saturated = 0;
         event_active(c->kb.wake_ev, EV_READ, 0);
     }
+    if (c->paused && !c->stopped && c->inflight <= (size_t)c->opt.max_inflight / 2) set_paused(c, 0);
 }
 
 const void *cw_kmsg_value(const cw_kmsg *m, size_t *len)
 {
-    *len = m->rkm->len;
-    return m->rkm->payload;
+    *len = m->rkm ? m->rkm->len : 0;
+    return m->rkm ? m->rkm->payload : NULL;
 }
 const void *cw_kmsg_key(const cw_kmsg *m, size_t *len)
 {
-    *len = m->rkm->key_len;
-    return m->rkm->key;
+    *len = m->rkm ? m->rkm->key_len : 0;
+    return m->rkm ? m->rkm->key : NULL;
 }
-const char *cw_kmsg_topic(const cw_kmsg *m) { return m->pt->topic; }
-int32_t cw_kmsg_partition(const cw_kmsg *m) { return m->rkm->partition; }
-int64_t cw_kmsg_offset(const cw_kmsg *m) { return m->rkm->offset; }
+const char *cw_kmsg_topic(const cw_kmsg *m) { return m->pt ? m->pt->topic : ""; }
+int32_t cw_kmsg_partition(const cw_kmsg *m) { return m->rkm ? m->rkm->partition : -1; }
+int64_t cw_kmsg_offset(const cw_kmsg *m) { return m->rkm ? m->rkm->offset : -1; }
 
 void cw_consumer_stop(cw_consumer *c)
 {
@@ -602,9 +705,10 @@ void cw_consumer_close_begin(cw_consumer *c)
     if (c->closing) return;
     cw_consumer_stop(c);
     c->closing = 1;
+    detach_all(c); /* normally nothing: the drain stage waited for them */
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->kb.rk, c->kb.queue);
     if (e) {
-        cw_warn("kafka.close_failed", "group=%s reason=\"%s\"", c->opt.group_id, rd_kafka_error_string(e));
+        cw_warn("kafka.close_failed", "group=%s reason=\"%s\"", c->group_id, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         c->closed = 1;
     }
@@ -636,18 +740,12 @@ void cw_consumer_free(cw_consumer *c)
 {
     if (!c) return;
     kbase_unwire(&c->kb);
-    /* Messages never done are dropped unstored: they are redelivered to whoever comes next. */
+    detach_all(c);
     struct ptrack *pt;
     while ((pt = LIST_FIRST(&c->parts))) {
         LIST_REMOVE(pt, link);
-        pt->revoked = 1;
-        cw_kmsg *m;
-        while ((m = TAILQ_FIRST(&pt->inflight))) {
-            TAILQ_REMOVE(&pt->inflight, m, link);
-            rd_kafka_message_destroy(m->rkm);
-            free(m);
-        }
-        ptrack_release_if_empty(pt);
+        free(pt->topic);
+        free(pt);
     }
     if (c->kb.queue) rd_kafka_queue_destroy(c->kb.queue);
     if (c->kb.rk) {
@@ -655,5 +753,6 @@ void cw_consumer_free(cw_consumer *c)
          * which is where librdkafka 2.0.2 was seen to hang. */
         rd_kafka_destroy_flags(c->kb.rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
+    free(c->group_id);
     free(c);
 }

@@ -50,7 +50,10 @@ typedef void cw_delivery_fn(void *opaque, int error, const char *errstr);
 
 cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_options *opt,
                              char *err, size_t errlen);
-/* Delivery callbacks still pending are called with an error ("shutting down"). */
+/* Refuses new messages (CW_PRODUCE_FAILED) and fails those still pending: their delivery
+ * callbacks run now, with an error. The producer stays valid until cw_producer_free(). */
+void cw_producer_close(cw_producer *p);
+/* Closes if not closed yet, then frees. */
 void cw_producer_free(cw_producer *p);
 
 int cw_producer_send(cw_producer *p, const char *topic, const void *key, size_t keylen,
@@ -80,7 +83,10 @@ cw_consumer *cw_consumer_new(struct event_base *base, const struct cw_kafka_opti
                              const struct cw_consumer_options *copt, char *err, size_t errlen);
 /* Stops handing out messages (pauses fetching); messages already handed out may finish. */
 void cw_consumer_stop(cw_consumer *c);
-/* Commits what is done, leaves the group, asynchronously; poll cw_consumer_closed(). */
+/* Commits what is done, leaves the group, asynchronously; poll cw_consumer_closed().
+ * Messages not yet done are detached: their offsets are never stored (they are redelivered),
+ * their data is no longer available (cw_kmsg_value gives NULL), and cw_kmsg_done() still
+ * must be called once for each, to free it. The same holds after cw_consumer_free(). */
 void cw_consumer_close_begin(cw_consumer *c);
 int cw_consumer_closed(const cw_consumer *c);
 void cw_consumer_free(cw_consumer *c);

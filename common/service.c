@@ -258,10 +258,15 @@ int cw_service_run(cw_service *s)
 void cw_service_free(cw_service *s)
 {
     if (!s) return;
-    /* Reverse order of creation; consumers and producers before the loop they live on. */
-    cw_consumer_free(s->consumer);
-    cw_producer_free(s->producer);
+    /* Effects chain across clients (a Redis reply leads to a send, a delivery report to a
+     * Redis command, either to cw_kmsg_done), so: refuse new work on both, fail what is
+     * pending while every object still exists, then free; the consumer, which the others'
+     * callbacks complete messages on, goes last. */
+    if (s->redis) cw_redis_close(s->redis);
+    cw_producer_close(s->producer);
     cw_redis_free(s->redis);
+    cw_producer_free(s->producer);
+    cw_consumer_free(s->consumer);
     cw_httpd_free(s->httpd);
     cw_chain_free(s->chain);
     cw_shutdown_free(s->sd);

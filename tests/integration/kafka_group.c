@@ -7,6 +7,9 @@
  *       group member: each message's effect is one line appended to OUTFILE, written after a
  *       random 0-3 ms delay (so completions come out of order), then cw_kmsg_done().
  *       Runs until SIGTERM, then shuts down in order (stop, drain, close).
+ *       With ITEST_HOLD=1 it never completes a message: it holds them (up to max_inflight),
+ *       and at SIGTERM closes at once, so the held ones are detached; it then completes them
+ *       and reports what a detached message looks like.
  * Brokers come from KAFKA_BROKERS.
  */
 #include <event2/event.h>
@@ -89,6 +92,9 @@ struct consumer_run {
     int fd;
     int stopping;
     int64_t stop_deadline; /* like the services: give up on a clean close after 10 s */
+    int hold;              /* ITEST_HOLD: keep messages, never complete them before close */
+    cw_kmsg *held[4096];
+    size_t nheld;
     struct event *poll;
 };
 
@@ -121,6 +127,12 @@ static void on_effect_due(evutil_socket_t fd, short what, void *arg)
 static void on_message(void *arg, cw_kmsg *m)
 {
     struct consumer_run *r = arg;
+    if (r->hold) {
+        if (r->nheld == sizeof r->held / sizeof r->held[0]) exit(1);
+        r->held[r->nheld++] = m;
+        if (r->nheld == 200) printf("held 200\n"), fflush(stdout);
+        return;
+    }
     struct pending *p = malloc(sizeof *p);
     if (!p) exit(1);
     p->r = r;
@@ -141,8 +153,8 @@ static void on_stop_poll(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(r->base);
         return;
     }
-    if (cw_consumer_inflight(r->c) > 0) return;
-    cw_consumer_close_begin(r->c);
+    if (cw_consumer_inflight(r->c) > 0 && !r->hold) return;
+    cw_consumer_close_begin(r->c); /* hold mode: detaches every held message */
     if (cw_consumer_closed(r->c)) event_base_loopbreak(r->base);
 }
 
@@ -163,7 +175,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 static int run_consume(const char *topic, const char *group, const char *outfile)
 {
     char err[512];
-    struct consumer_run r = {.base = event_base_new()};
+    struct consumer_run r = {.base = event_base_new(), .hold = getenv("ITEST_HOLD") != NULL};
     srand((unsigned)getpid());
     r.fd = open(outfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (r.fd < 0) {
@@ -189,6 +201,14 @@ static int run_consume(const char *topic, const char *group, const char *outfile
     printf("consumer done received=%llu done=%llu rebalances=%llu inflight_peak=%zu\n",
            (unsigned long long)st.received, (unsigned long long)st.done,
            (unsigned long long)st.rebalances, st.inflight_peak);
+    /* Held messages were detached at close: no data, and done only frees them. */
+    size_t empty = 0;
+    for (size_t i = 0; i < r.nheld; i++) {
+        size_t len;
+        if (!cw_kmsg_value(r.held[i], &len) && len == 0 && cw_kmsg_offset(r.held[i]) == -1) empty++;
+        cw_kmsg_done(r.held[i]);
+    }
+    if (r.hold) printf("detached=%zu empty=%zu inflight_after=%zu\n", r.nheld, empty, cw_consumer_inflight(r.c));
     event_free(term);
     if (r.poll) event_free(r.poll);
     cw_consumer_free(r.c);
