@@ -28,8 +28,13 @@ struct cw_shutdown {
     int nsteps;
     struct event *sigint_ev, *sigterm_ev, *poll_ev;
     int started, stage, clean;
-    int64_t deadline;
+    int64_t deadline;       /* of the whole shutdown */
+    int64_t stage_deadline; /* of the current stage */
 };
+
+/* Share of the time still left that a stage may use when it starts, so a drain that overruns
+ * cannot leave the flush and the consumer close (the final offset commit) with nothing. */
+static const double stage_share[CW_STAGE__COUNT] = {0.2, 0.5, 0.5, 0.67, 1.0};
 
 static const char *const stage_names[] = {"stop_accepting", "drain", "flush_producers",
                                           "close_consumers", "disconnect_redis"};
@@ -62,6 +67,10 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     int64_t now = cw_mono_ms();
     while (sd->stage < CW_STAGE__COUNT) {
         int pending = 0;
+        if (!sd->stage_deadline) {
+            int64_t left = sd->deadline > now ? sd->deadline - now : 0;
+            sd->stage_deadline = now + (int64_t)((double)left * stage_share[sd->stage]);
+        }
         for (int i = 0; i < sd->nsteps; i++) {
             struct step *s = &sd->steps[i];
             if ((int)s->stage != sd->stage) continue;
@@ -71,7 +80,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
             }
             if (s->done && !s->done(s->arg)) pending++;
         }
-        if (pending && now < sd->deadline) return; /* poll again */
+        if (pending && now < sd->stage_deadline) return; /* poll again */
         if (pending) {
             sd->clean = 0;
             for (int i = 0; i < sd->nsteps; i++)
@@ -81,6 +90,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
                             stage_names[sd->stage], sd->steps[i].name);
         }
         sd->stage++;
+        sd->stage_deadline = 0;
     }
     cw_info("shutdown.done", "clean=%s", sd->clean ? "yes" : "no");
     finish(sd);

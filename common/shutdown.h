@@ -8,8 +8,10 @@
  *   5. DISCONNECT_REDIS  last, because the stages before may still write to Redis
  *
  * Each step registers begin() (start it, without blocking) and done() (is it finished?);
- * the loop keeps running and done() is polled every 10 ms. A stage that is not done when the
- * deadline passes is logged by name and skipped, and the loop ends anyway. SIGINT/SIGTERM
+ * the loop keeps running and done() is polled every 10 ms. Each stage may use a share of the
+ * time left when it starts (20%, 50%, 50%, 67%, all of the rest), so an overrunning stage
+ * never leaves the later ones without time. A step not done by then is logged by name and
+ * skipped, and the loop ends anyway, within the whole deadline. SIGINT/SIGTERM
  * start the shutdown; a second signal, or the deadline plus a grace period passing after the
  * loop has ended (a destructor that hangs), ends the process at once with exit code 3.
  */
