@@ -80,9 +80,11 @@ int cw_log_scrub(char *buf)
     int masked = 0;
     char *p = buf;
     while (*p) {
-        int plus = 0;
+        int plus = 0; /* length of a leading "+" or its URL encoding "%2B" */
         char *start = p;
         if (*p == '+' && isdigit((unsigned char)p[1])) plus = 1;
+        else if (*p == '%' && p[1] == '2' && (p[2] == 'B' || p[2] == 'b') && isdigit((unsigned char)p[3]))
+            plus = 3;
         if (!(isdigit((unsigned char)*p) || plus) || glued_before(buf, p)) {
             p++;
             continue;
@@ -109,7 +111,7 @@ int cw_log_scrub(char *buf)
         if (!glued_after(end) && n < (int)sizeof digits &&
             !is_date_shape(start, end) && looks_like_phone(digits, n, separated, plus)) {
             int keep = 4, seen = 0;
-            for (char *r = end - 1; r >= start; r--) {
+            for (char *r = end - 1; r >= start + plus; r--) {
                 if (isdigit((unsigned char)*r)) {
                     if (seen++ >= keep) *r = '*';
                 }
@@ -174,14 +176,20 @@ void cw_log_write(enum cw_log_level level, const char *event, const char *fmt, .
     if (n < 0) return;
     size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     if (fmt && *fmt && used < sizeof line - 2) {
-        line[used++] = ' ';
+        /* Scrub before cutting to length: a number cut in half would escape the scrubber. */
+        char kv[2 * sizeof line];
         va_list ap;
         va_start(ap, fmt);
-        int m = vsnprintf(line + used, sizeof line - used, fmt, ap);
+        int m = vsnprintf(kv, sizeof kv, fmt, ap);
         va_end(ap);
         if (m > 0) {
-            cw_log_scrub(line + used);
-            used += (size_t)m < sizeof line - used ? (size_t)m : sizeof line - used - 1;
+            cw_log_scrub(kv);
+            line[used++] = ' ';
+            size_t len = strlen(kv), room = sizeof line - used - 1;
+            if (len > room) len = room;
+            memcpy(line + used, kv, len);
+            used += len;
+            line[used] = '\0';
         }
     }
     /* One line per event: newlines inside values would forge extra lines. */

@@ -39,6 +39,7 @@ START_TEST(scrub_masks_phone_shapes)
         {"tel 021-6234 5678.", "tel ***-**** 5678."},
         {"landline 02162345678", "landline *******5678"},
         {"text=my number is 138 1234 5678!", "text=my number is *** **** 5678!"},
+        {"url=/v1/x?phone=%2B8613812345678&y=1", "url=/v1/x?phone=%2B*********5678&y=1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char buf[128];
@@ -78,6 +79,13 @@ START_TEST(write_formats_one_scrubbed_line)
     ck_assert_ptr_nonnull(strstr(captured, "*******5678"));
     /* exactly one newline, at the end */
     ck_assert_ptr_eq(strchr(captured, '\n'), captured + strlen(captured) - 1);
+    /* A phone at the very end of an over-long line is masked before the line is cut. */
+    char big[2100];
+    memset(big, 'x', sizeof big);
+    memcpy(big + 2008 - 2, " 13812345678", 12);
+    big[2020] = '\0';
+    cw_info("long", "v=%s", big);
+    ck_assert_ptr_null(strstr(captured, "1381234"));
     ck_assert_int_eq(cw_log_init("test", "loud"), -1);
     cw_log_set_sink(NULL, NULL);
 }
