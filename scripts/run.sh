@@ -16,14 +16,20 @@ admin_router=${CASEWIRE_ROUTER_ADMIN_PORT:-9101}
 admin_deadline=${CASEWIRE_DEADLINE_ADMIN_PORT:-9102}
 admin_notifier=${CASEWIRE_NOTIFIER_ADMIN_PORT:-9103}
 export CASEWIRE_CHAIN=${CASEWIRE_CHAIN:-$root/deploy/chain.example.yaml}
+# Services finish within this (plus at most 2 s for destructors), inside run's 10 s promise.
+export CASEWIRE_SHUTDOWN_TIMEOUT=${CASEWIRE_SHUTDOWN_TIMEOUT:-6s}
 
 pids=() names=()
 stopping=0
 
-# Each line of a child goes through sed with its name; $! is the child itself.
+# Each child runs in a session of its own, so Ctrl-C in the terminal reaches only this script,
+# which then stops everything in order (otherwise every process would get SIGINT at once,
+# and our TERM after it would count as a second signal: exit without draining). Its lines go
+# through sed with its name; sed ignores SIGINT so the shutdown lines still come through.
+# $! is the child itself.
 start() {
   local name=$1; shift
-  "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+  setsid "$@" > >(trap '' INT; exec sed -u "s/^/[$name] /") 2>&1 &
   pids+=($!); names+=("$name")
 }
 
@@ -52,8 +58,8 @@ stop_all() {
   stopping=1
   echo "[run] stopping..."
   local now; now=$(date +%s%N)
-  stop_group 0 $(( now + 8500000000 ))
-  stop_group 1 $(( now + 9500000000 ))
+  stop_group 0 $(( now + 8800000000 ))
+  stop_group 1 $(( now + 9800000000 ))
   wait 2>/dev/null
   echo "[run] stopped"
 }
@@ -73,7 +79,10 @@ mkdir -p var/redis var/run
 
 if [ -z "${REDIS_URL:-}" ]; then
   start redis redis-server "$root/deploy/redis.conf" --port "$redis_port" --dir "$root/var/redis"
-  wait_for 10 "redis on port $redis_port (is the port free? set CASEWIRE_REDIS_PORT)" redis-cli -p "$redis_port" ping
+  redis_pid=${pids[-1]}
+  # Our own server must be the one answering: a busy port would answer for someone else's.
+  our_redis() { kill -0 "$redis_pid" && redis-cli -p "$redis_port" ping | grep -q PONG; }
+  wait_for 10 "redis on port $redis_port (is the port free? set CASEWIRE_REDIS_PORT)" our_redis
   export REDIS_URL="redis://127.0.0.1:$redis_port"
 fi
 

@@ -28,6 +28,11 @@ run_unit() {
     f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
     e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
     bad=$((f + e))
+    # A sanitizer report after the tests ran, or a crash of the runner, fails the program.
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+      echo "FAIL $name: exit status $rc after all tests passed"; printf '%s\n' "$out" | tail -n 30
+      bad=1; n=$((n + 1))
+    fi
     passed=$((passed + n - bad)); failed=$((failed + bad))
     [ "$bad" -gt 0 ] && failures+=("$name")
     echo "unit $name: $((n - bad))/$n"

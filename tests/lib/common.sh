@@ -15,10 +15,16 @@ set -uo pipefail
 CW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/casewire-test.XXXXXX")
 _cw_pids=()
 
+# Only processes that are still running jobs of this shell are signalled: a pid that was
+# already waited for may belong to someone else by now.
 _cw_cleanup() {
-  local p
-  for p in "${_cw_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  local p live=()
+  local jobs_now; jobs_now=" $(jobs -p | tr '\n' ' ') "
   for p in "${_cw_pids[@]}"; do
+    [[ "$jobs_now" == *" $p "* ]] && live+=("$p")
+  done
+  for p in "${live[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${live[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null
   done
