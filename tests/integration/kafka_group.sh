@@ -36,15 +36,7 @@ echo "# unique=$u total_effects=$n duplicates=$((n - u)) (redelivered after the 
 check "0 missing after kill -9 and rebalance (missing $((total - u)))" test "$u" -eq "$total"
 check "no message outside the produced set" test "$(cat "$CW_TMP"/[ab].out | sort -u | grep -cv '^m[0-9]*$')" -eq 0
 
-start=$(date +%s%N)
-kill -TERM "$b"
-stopped() { ! kill -0 "$b" 2>/dev/null; }
-if wait_until 10 stopped; then
-  wait "$b"; rc=$?
-  check "surviving consumer stops cleanly on SIGTERM within 10 s (exit $rc, $(( ($(date +%s%N) - start) / 1000000 )) ms)" test "$rc" -eq 0
-else
-  not_ok "surviving consumer stops within 10 s of SIGTERM"
-fi
+check_stops "surviving consumer" "$b" 10
 grep -h "consumer done" "$CW_TMP/b.log" | sed 's/^/# B: /'
 # Backpressure: at most max_inflight (200) out at once, plus the one message a saturated
 # consumer takes per second to keep serving rebalances.

@@ -1,6 +1,7 @@
 # Shared helpers for integration scripts (source it). Provides:
 #   ok NAME / not_ok NAME [why] / check NAME CMD...   TAP-style assertions the runner counts
 #   wait_until SECONDS CMD...    poll CMD every 50 ms until it succeeds or the deadline passes
+#   check_stops WHAT PID SECS    SIGTERM to PID; assert it exits 0 within SECS
 #   free_port                    a free loopback port
 #   track_pid PID                kill PID (and only PID) when the script exits
 #   start_redis DIR [PORT [ARGS...]]  redis-server with AOF in DIR (extra server ARGS allowed);
@@ -49,6 +50,20 @@ wait_until() {
 }
 
 free_port() { "$CW_BUILD/itests/freeport"; }
+
+_cw_gone() { ! kill -0 "$1" 2>/dev/null; }
+check_stops() {
+  local what=$1 pid=$2 secs=$3 start rc
+  start=$(date +%s%N)
+  kill -TERM "$pid"
+  if wait_until "$secs" _cw_gone "$pid"; then
+    wait "$pid"; rc=$?
+    check "$what stops cleanly within $secs s of SIGTERM (exit $rc, $(( ($(date +%s%N) - start) / 1000000 )) ms)" \
+      test "$rc" -eq 0
+  else
+    not_ok "$what stops within $secs s of SIGTERM"
+  fi
+}
 
 start_redis() {
   local dir=$1 fixed=${2:-}
