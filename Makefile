@@ -36,6 +36,8 @@ UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BINS  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_SRC  = $(wildcard tests/integration/*.c)
 ITEST_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
+BENCH_SRC  = $(wildcard bench/*.c)
+BENCH_BINS = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_OK    = $(BUILD)/.deps-ok
 
 .PHONY: all deps run test unit integration bench docs format format-check clean
@@ -74,6 +76,12 @@ $(BUILD)/bin/casewire-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard services/$(1)
 endef
 $(foreach s,$(SERVICES),$(eval $(call SERVICE_RULE,$(s))))
 
+# The gateway's own modules, tested without its main.
+$(BUILD)/tests/test_gateway: $(BUILD)/tests/unit/test_gateway.o $(BUILD)/services/gateway/validate.o \
+                              $(BUILD)/services/gateway/ratelimit.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
+
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
@@ -81,6 +89,18 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 $(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) -lm
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) -lm
+
+# The OpenAPI document is served by the gateway from its own binary: always the one it was built with.
+$(BUILD)/gen/openapi.c: docs/openapi.json scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh cw_openapi_json $< > $@
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) -std=c11 -g $(OPT) -c $< -o $@
+$(BUILD)/bin/casewire-gateway: $(BUILD)/gen/openapi.o
 
 # The embedded default: Redis, the devbroker and every service, in the foreground.
 run: all
@@ -96,7 +116,7 @@ unit: $(DEPS_OK) $(UNIT_BINS)
 integration: $(DEPS_OK) all $(ITEST_BINS)
 	@tests/run.sh $(BUILD) integration
 
-bench: all $(ITEST_BINS)
+bench: $(DEPS_OK) all $(ITEST_BINS) $(BENCH_BINS)
 	@bench/run.sh $(BUILD)
 
 # Generated reference: the settings table as Markdown.

@@ -48,6 +48,26 @@ enum cw_setting_type { CW_T_STRING, CW_T_INT, CW_T_MS, CW_T_BOOL };
       0, "address the gateway listens on (0.0.0.0 for all)")                                       \
     X(HTTP_PORT, "http-port", "CASEWIRE_HTTP_PORT", CW_T_INT, "8080", 0, 65535, CW_SVC_GATEWAY, 0,     \
       "gateway HTTP port (0: any free port)")                                                       \
+    X(HTTP_MAX_BODY, "http-max-body", "CASEWIRE_HTTP_MAX_BODY", CW_T_INT, "65536", 1024, 16777216,   \
+      CW_SVC_GATEWAY, 0, "largest request body in bytes; bigger ones are answered 413")            \
+    X(HTTP_REQUEST_TIMEOUT, "http-request-timeout", "CASEWIRE_HTTP_REQUEST_TIMEOUT", CW_T_MS, "10s",  \
+      100, 600000, CW_SVC_GATEWAY, 0,                                                              \
+      "a request's headers and body must arrive within this long of its first byte, else the "     \
+      "connection is closed")                                                                       \
+    X(HTTP_MAX_CONNECTIONS, "http-max-connections", "CASEWIRE_HTTP_MAX_CONNECTIONS", CW_T_INT,        \
+      "10000", 1, 1000000, CW_SVC_GATEWAY, 0,                                                      \
+      "open client connections; beyond this new ones wait in the kernel's backlog")                \
+    X(REPLY_TIMEOUT, "reply-timeout", "CASEWIRE_REPLY_TIMEOUT", CW_T_MS, "5s", 100, 60000,           \
+      CW_SVC_GATEWAY, 0,                                                                           \
+      "a write Kafka and Redis have not confirmed within this long is answered 503 (retry)")       \
+    X(RATE_IP_PER_MIN, "rate-ip-per-min", "CASEWIRE_RATE_IP_PER_MIN", CW_T_INT, "60", 0, 100000000,   \
+      CW_SVC_GATEWAY, 0, "public requests per client IP and minute (0: no limit)")                 \
+    X(RATE_IP_BURST, "rate-ip-burst", "CASEWIRE_RATE_IP_BURST", CW_T_INT, "20", 1, 100000000,         \
+      CW_SVC_GATEWAY, 0, "public requests one client IP may send at once above its rate")          \
+    X(RATE_PHONE_PER_HOUR, "rate-phone-per-hour", "CASEWIRE_RATE_PHONE_PER_HOUR", CW_T_INT, "10", 0,  \
+      100000000, CW_SVC_GATEWAY, 0, "public cases per customer phone number and hour (0: no limit)") \
+    X(RATE_TENANT_PER_MIN, "rate-tenant-per-min", "CASEWIRE_RATE_TENANT_PER_MIN", CW_T_INT, "6000", 0, \
+      100000000, CW_SVC_GATEWAY, 0, "tenant API requests per tenant and minute (0: no limit)")     \
     X(ADMIN_BIND, "admin-bind", "CASEWIRE_ADMIN_BIND", CW_T_STRING, "127.0.0.1", 0, 0,                \
       CW_SVC_WORKERS, 0, "address of a worker's /healthz, /readyz and /metrics")                    \
     X(ADMIN_PORT, "admin-port", "CASEWIRE_ADMIN_PORT", CW_T_INT, "0", 0, 65535, CW_SVC_WORKERS, 0,    \

@@ -3,7 +3,10 @@
  * has: GET /healthz (the process and its loop answer), GET /readyz (every registered check
  * passes: Kafka, Redis...; 503 with the failing ones named otherwise) and GET /metrics
  * (Prometheus text). The gateway adds its API on the same server through cw_httpd_evhttp().
- * Limits: request bodies (64 KiB default), headers (16 KiB), idle connections (30 s).
+ * Limits: request bodies (64 KiB default), headers (16 KiB), idle connections (30 s), the
+ * whole request (headers and body within 10 s of its first byte: libevent's own timeout is
+ * only an idle timeout, which a client sending a byte every few seconds never trips), and open
+ * connections (10,000: at the cap, new clients wait in the kernel's backlog).
  */
 #ifndef CW_HTTPD_H
 #define CW_HTTPD_H
@@ -23,6 +26,23 @@ cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port,
 void cw_httpd_free(cw_httpd *h);
 int cw_httpd_port(const cw_httpd *h);
 struct evhttp *cw_httpd_evhttp(cw_httpd *h);
+
+struct cw_httpd_limits {
+    size_t max_body;             /* bytes; bigger bodies: the handler answers 413 */
+    long long request_timeout_ms; /* headers and body, from the request's first byte */
+    size_t max_connections;
+};
+int cw_httpd_set_limits(cw_httpd *h, const struct cw_httpd_limits *limits);
+size_t cw_httpd_max_body(const cw_httpd *h);
+
+/* Handles every request not for /healthz, /readyz or /metrics (the default answers 404).
+ * The request has been read in full when it is called. */
+typedef void cw_httpd_handler(struct evhttp_request *req, void *arg);
+void cw_httpd_set_handler(cw_httpd *h, cw_httpd_handler *fn, void *arg);
+
+size_t cw_httpd_connections(const cw_httpd *h);
+/* Connections closed because a request was not read in full before its deadline. */
+unsigned long long cw_httpd_deadline_closes(const cw_httpd *h);
 int cw_httpd_add_check(cw_httpd *h, const char *name, int (*ready)(void *arg), void *arg);
 /* Closes the listening socket; connections already open may finish their requests. */
 void cw_httpd_stop_accepting(cw_httpd *h);

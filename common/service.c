@@ -67,6 +67,17 @@ static int start_http(cw_service *s, char *err, size_t errlen)
     int port = (int)cw_config_int(s->cfg, gateway ? CW_SET_HTTP_PORT : CW_SET_ADMIN_PORT);
     s->httpd = cw_httpd_new(s->base, bind, port, s->metrics, err, errlen);
     if (!s->httpd) return -1;
+    if (gateway) {
+        struct cw_httpd_limits l = {
+            .max_body = (size_t)cw_config_int(s->cfg, CW_SET_HTTP_MAX_BODY),
+            .request_timeout_ms = cw_config_int(s->cfg, CW_SET_HTTP_REQUEST_TIMEOUT),
+            .max_connections = (size_t)cw_config_int(s->cfg, CW_SET_HTTP_MAX_CONNECTIONS),
+        };
+        if (cw_httpd_set_limits(s->httpd, &l) != 0) {
+            snprintf(err, errlen, "out of memory for %zu connections", l.max_connections);
+            return -1;
+        }
+    }
     cw_shutdown_add(s->sd, CW_STAGE_STOP_ACCEPTING, "http", stop_http, NULL, s->httpd);
     cw_info("http.listening", "bind=%s port=%d role=%s", bind, cw_httpd_port(s->httpd),
             gateway ? "api" : "admin");

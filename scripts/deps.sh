@@ -19,6 +19,8 @@ packages=(
   tzdata                           # time zones of the sites
   procps                           # ps, for the tests
   curl                             # `make run` waits for /healthz; the README tour
+  jq                               # the tests read JSON answers and decoded events
+  prometheus                       # promtool: the tests check /metrics with `promtool check metrics`
 )
 
 missing=()

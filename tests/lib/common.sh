@@ -105,3 +105,23 @@ start_devbroker() {
   KAFKA_BROKERS=$(cat "$dir/bootstrap")
   export KAFKA_BROKERS
 }
+
+# start_gateway DIR [VAR=value...]: a casewire-gateway on a free port against the Redis and
+# devbroker started above (REDIS_PORT, KAFKA_BROKERS), with the example chain. Extra settings
+# go in as environment assignments (CASEWIRE_RATE_IP_PER_MIN=0). Sets GW_PID, GW_PORT, GW_URL
+# and waits for /readyz. Logs in DIR/gateway.log (appended: a restarted gateway keeps one log).
+start_gateway() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  GW_PORT=${GW_PORT:-$(free_port)}
+  env CASEWIRE_HTTP_PORT="$GW_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    KAFKA_BROKERS="$KAFKA_BROKERS" CASEWIRE_CHAIN="$CW_ROOT/deploy/chain.example.yaml" "$@" \
+    "$CW_BUILD/bin/casewire-gateway" >>"$dir/gateway.log" 2>&1 &
+  GW_PID=$!
+  track_pid "$GW_PID"
+  GW_URL="http://127.0.0.1:$GW_PORT"
+  if ! wait_until 30 curl -sf -o /dev/null "$GW_URL/readyz"; then
+    echo "# gateway did not become ready; see $dir/gateway.log" >&2; tail -20 "$dir/gateway.log" >&2
+    return 1
+  fi
+}

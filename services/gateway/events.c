@@ -1,0 +1,287 @@
+/*
+ * POST /v1/cases/{id}/events (staff) and POST /v1/tenant/cases/{id}/events (the tenant):
+ * an action on a case becomes a CaseEvent on the cases topic, keyed by case id, so every
+ * service sees one ordered history per case.
+ *
+ * The event script checks, atomically, that the case exists, is the caller's (a tenant's
+ * own; a site's staff, their site's) and that its status allows the action; the status the
+ * gateway keeps is what the gateway has seen. Concurrent actions on one case may both pass
+ * the check: the router, which consumes the history in order, has the last word.
+ */
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain.h"
+#include "event.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis.h"
+
+struct action_def {
+    const char *name;
+    int action; /* Casewire__V1__CaseAction */
+    bool tenant_may;
+};
+
+static const struct action_def actions[] = {
+    {"acknowledge", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_ACKNOWLEDGE, true},
+    {"note", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE, true},
+    {"reply", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY, true},
+    {"resolve", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_RESOLVE, true},
+    {"reassign", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REASSIGN, false},
+    {"reopen", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REOPEN, false},
+    {"followup", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP, false},
+    {"close", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE, false},
+};
+
+static const char *const outcomes[] = {[CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED] = "satisfied",
+                                       [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED] =
+                                           "not_satisfied",
+                                       [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_UNREACHABLE] =
+                                           "unreachable"};
+
+struct ev {
+    const struct action_def *def;
+    const char *note, *reply, *to_staff, *to_department, *outcome_name;
+    int outcome;
+    char case_id[CW_ULID_LEN + 1], event_id[CW_ULID_LEN + 1], case_no[48], site[16], tenant[64],
+        old_status[48];
+    const char *new_status; /* "" unchanged */
+};
+
+static const char *status_after(const struct ev *ev)
+{
+    switch (ev->def->action) {
+    case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_ACKNOWLEDGE: return "acknowledged";
+    case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_RESOLVE: return "resolved";
+    case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REOPEN: return "reopened";
+    case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE: return "closed";
+    case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP:
+        /* not satisfied: the case reopens (and the router escalates it) */
+        return ev->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED ? "reopened" : "";
+    default: return "";
+    }
+}
+
+static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
+{
+    static const char *const keys[] = {"action", "note", "reply", "to_staff", "to_department", "outcome", NULL};
+    json_t *b = r->body;
+    const char *action;
+    if (gw_check_keys(b, "", keys, e) != 0) return -1;
+    if (gw_get_string(b, "action", "", 20, true, &action, e) != 0) return -1;
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
+        if (strcmp(actions[i].name, action) == 0) ev->def = &actions[i];
+    bool tenant = r->client == GW_TENANT;
+    if (!ev->def || (tenant && !ev->def->tenant_may))
+        return gw_fail(e, "validation_failed", "action", "unknown action \"%.20s\"; one of: %s", action,
+                       tenant ? "acknowledge, note, reply, resolve"
+                              : "acknowledge, note, reply, resolve, reassign, reopen, followup, close");
+    int a = ev->def->action;
+    if (gw_get_string(b, "note", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE, &ev->note, e) != 0 ||
+        gw_get_string(b, "reply", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY, &ev->reply, e) != 0 ||
+        gw_get_string(b, "to_staff", "", 64, false, &ev->to_staff, e) != 0 ||
+        gw_get_string(b, "to_department", "", 64, false, &ev->to_department, e) != 0 ||
+        gw_get_string(b, "outcome", "", 20, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP,
+                      &ev->outcome_name, e) != 0)
+        return -1;
+    if (ev->reply && a != CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY)
+        return gw_fail(e, "validation_failed", "reply", "reply goes with action reply");
+    if ((ev->to_staff || ev->to_department) && a != CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REASSIGN)
+        return gw_fail(e, "validation_failed", ev->to_staff ? "to_staff" : "to_department",
+                       "to_staff and to_department go with action reassign");
+    if (ev->outcome_name && a != CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP)
+        return gw_fail(e, "validation_failed", "outcome", "outcome goes with action followup");
+    if (a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REASSIGN) {
+        if (!ev->to_staff && !ev->to_department)
+            return gw_fail(e, "validation_failed", "to_staff", "reassign needs to_staff or to_department");
+        if (ev->to_staff && !cw_chain_staff(r->gw->chain, ev->to_staff))
+            return gw_fail(e, "validation_failed", "to_staff", "no staff member \"%.64s\"", ev->to_staff);
+        if (ev->to_department && !cw_chain_department(r->gw->chain, ev->to_department))
+            return gw_fail(e, "validation_failed", "to_department", "no department \"%.64s\"",
+                           ev->to_department);
+    }
+    if (ev->outcome_name) {
+        for (int i = 1; i < (int)(sizeof outcomes / sizeof *outcomes); i++)
+            if (strcmp(outcomes[i], ev->outcome_name) == 0) ev->outcome = i;
+        if (!ev->outcome)
+            return gw_fail(e, "validation_failed", "outcome",
+                           "outcome is satisfied, not_satisfied or unreachable");
+    }
+    return 0;
+}
+
+static json_t *response(const struct ev *ev)
+{
+    return json_pack("{s:s,s:s,s:s,s:s}", "event_id", ev->event_id, "case_id", ev->case_id, "case_no",
+                     ev->case_no, "status", ev->new_status[0] ? ev->new_status : ev->old_status);
+}
+
+static void released(struct gw_req *r, const redisReply *reply, const char *err)
+{
+    (void)reply;
+    if (err) cw_warn("event.release_failed", "request_id=%s error=\"%s\"", r->request_id, err);
+}
+
+static void release(struct gw_req *r)
+{
+    if (!r->idem_key[0]) return;
+    const char *argv[] = {r->idem_key};
+    (void)gw_store_run(r, GW_S_RELEASE, 1, 1, argv, released);
+}
+
+static void committed(struct gw_req *r, const redisReply *reply, const char *err)
+{
+    struct ev *ev = r->op;
+    (void)reply;
+    if (err)
+        cw_warn("event.commit_failed", "request_id=%s case_id=%s error=\"%s\"", r->request_id,
+                ev->case_id, err);
+    cw_metric_add(r->gw->events_accepted, 1);
+    gw_reply(r, 202, response(ev));
+}
+
+static void delivered(void *opaque, int error, const char *errstr)
+{
+    struct gw_req *r = opaque;
+    struct ev *ev = r->op;
+    if (error) {
+        cw_warn("event.not_delivered", "request_id=%s case_id=%s error=\"%s\"", r->request_id,
+                ev->case_id, errstr);
+        release(r);
+        gw_error_retry(r, 503, "unavailable", "Kafka did not take the event; retry with the same Idempotency-Key", 2);
+        gw_req_release(r);
+        return;
+    }
+    cw_info("event.accepted", "request_id=%s case_id=%s action=%s actor=%s", r->request_id, ev->case_id,
+            ev->def->name, r->staff ? r->staff->id : r->tenant ? r->tenant->id : "-");
+    json_t *resp = response(ev);
+    char *rs = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+    json_decref(resp);
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
+    const char *argv[] = {r->idem_key, ev->case_id, ev->def->name, ev->outcome_name ? ev->outcome_name : "",
+                          now, ev->new_status, rs ? rs : "{}"};
+    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 7, argv, committed);
+    free(rs);
+    if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
+    gw_req_release(r);
+}
+
+static int produce(struct gw_req *r)
+{
+    struct ev *ev = r->op;
+    Casewire__V1__Envelope env = CASEWIRE__V1__ENVELOPE__INIT;
+    Casewire__V1__EventMeta meta;
+    struct cw_event_ids ids;
+    Casewire__V1__CaseEvent ce = CASEWIRE__V1__CASE_EVENT__INIT;
+    if (cw_event_meta_init(&meta, &ids, "gateway", ev->case_id, ev->site,
+                           strcmp(ev->tenant, "-") ? ev->tenant : NULL, NULL) != 0)
+        return CW_PRODUCE_FAILED;
+    meta.event_id = ev->event_id;
+    meta.request_id = r->request_id;
+    env.meta = &meta;
+    env.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT;
+    env.case_event = &ce;
+    ce.action = ev->def->action;
+    ce.actor_kind = r->client == GW_TENANT ? CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT
+                                           : CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_STAFF;
+    ce.actor_id = (char *)(r->client == GW_TENANT ? r->tenant->id : r->staff->id);
+    ce.note = (char *)(ev->note ? ev->note : "");
+    ce.reply = (char *)(ev->reply ? ev->reply : "");
+    ce.reassign_to_staff_id = (char *)(ev->to_staff ? ev->to_staff : "");
+    ce.reassign_to_department_id = (char *)(ev->to_department ? ev->to_department : "");
+    ce.outcome = ev->outcome;
+    uint8_t *buf;
+    size_t len = cw_event_pack(&env, &buf);
+    if (!len) return CW_PRODUCE_FAILED;
+    int rc = cw_producer_send(r->gw->producer, CW_TOPIC_CASES, ev->case_id, strlen(ev->case_id), buf, len,
+                              delivered, r);
+    free(buf);
+    if (rc == CW_PRODUCE_OK) gw_req_hold(r);
+    return rc;
+}
+
+static void begun(struct gw_req *r, const redisReply *reply, const char *err)
+{
+    struct ev *ev = r->op;
+    if (err) {
+        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry with the same Idempotency-Key", 2);
+        return;
+    }
+    const char *status = gw_reply_str(reply, 0);
+    if (strcmp(status, "not_found") == 0) {
+        gw_error(r, 404, "not_found", "no such case", NULL);
+        return;
+    }
+    if (strcmp(status, "invalid") == 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s is not possible: the case is %s", ev->def->name, gw_reply_str(reply, 1));
+        gw_error(r, 409, "invalid_transition", msg, "action");
+        return;
+    }
+    if (strcmp(status, "conflict") == 0) {
+        gw_error(r, 409, "idempotency_conflict",
+                 "this Idempotency-Key was used with a different body; use a new key for a new action", NULL);
+        return;
+    }
+    if (strcmp(status, "busy") == 0) {
+        gw_error_retry(r, 409, "request_in_progress",
+                       "a request with this Idempotency-Key is still being processed; retry shortly", 1);
+        return;
+    }
+    if (strcmp(status, "done") == 0) {
+        const char *resp = gw_reply_str(reply, 1);
+        gw_reply_raw(r, 202, resp, strlen(resp));
+        return;
+    }
+    if (sscanf(gw_reply_str(reply, 1), "%26s %26s %47s %15s %63s %47s", ev->case_id, ev->event_id,
+               ev->case_no, ev->site, ev->tenant, ev->old_status) != 6) {
+        gw_error_retry(r, 503, "unavailable", "case store answered unexpectedly; retry", 2);
+        return;
+    }
+    ev->new_status = status_after(ev);
+    int rc = produce(r);
+    if (rc != CW_PRODUCE_OK) {
+        release(r);
+        gw_error_retry(r, 503, "unavailable",
+                       rc == CW_PRODUCE_QUEUE_FULL ? "too many writes in flight; retry shortly"
+                                                   : "Kafka is unavailable; retry with the same Idempotency-Key",
+                       rc == CW_PRODUCE_QUEUE_FULL ? 1 : 2);
+    }
+}
+
+void gw_case_event(struct gw_req *r)
+{
+    struct ev *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        gw_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    r->op = ev;
+    r->op_free = free;
+    struct gw_verr e = {0};
+    if (validate(r, ev, &e) != 0) {
+        gw_error(r, 422, e.code, e.message, e.field);
+        return;
+    }
+    char new_event[CW_ULID_LEN + 1], now[24], lease[24], ttl[16];
+    if (cw_ulid_new(new_event) != 0) {
+        gw_error(r, 500, "internal", "could not make an event id", NULL);
+        return;
+    }
+    snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
+    snprintf(lease, sizeof lease, "%lld", r->gw->reply_timeout_ms + 1000);
+    snprintf(ttl, sizeof ttl, "%d", 24 * 3600);
+    const char *site = r->client == GW_STAFF && r->staff->site ? r->staff->site->id : "";
+    const char *tenant = r->client == GW_TENANT ? r->tenant->id : "";
+    const char *argv[] = {r->idem_key, r->body_sha, now, lease, ttl, r->path_id, site, tenant,
+                          ev->def->name, new_event, ev->outcome_name ? ev->outcome_name : ""};
+    int rc = gw_store_run(r, GW_S_EVENT, 1, 11, argv, begun);
+    if (rc != 0)
+        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry with the same Idempotency-Key", 2);
+}

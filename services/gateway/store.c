@@ -1,0 +1,269 @@
+/*
+ * The gateway's Redis side: each step that must be atomic is one Lua script (docs/redis.md
+ * lists the keys). Scripts build some keys from values they read (the case record from the
+ * case id an idempotency record holds), so they assume one Redis (or Sentinel), not Cluster.
+ *
+ *   cw:idem:<client>:<sha256(endpoint, key)>  hash, 24 h: sha, state, lease, ids, response
+ *   cw:seq:<site>:<yymmdd>                    the day's case number sequence (3 days)
+ *   cw:case:<case_id>                         hash: the case as the gateway answers about it
+ *   cw:caseno:<case_no>                       -> case id
+ *   cw:tenant:<tenant_id>:cases               sorted set of case ids by creation time
+ *   cw:lookupfail:<case_no>                   wrong phone digits in the last hour
+ *
+ * A case record is written "pending" before Kafka is asked and expires unless the delivery
+ * report commits it ("received"). An idempotency record in state "pending" holds a lease
+ * (the reply timeout): a retry during the lease is told to wait, a retry after it (the
+ * gateway died, or Kafka refused) takes the same case id, event id and case number and
+ * produces again.
+ */
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "redis.h"
+
+/* Shared by intake and events: look at an existing idempotency record. Returns a reply table
+ * when the script must stop here, nil to go on. The record's ids field is "a b c ...". */
+#define IDEM_PRELUDE                                                                              \
+    "local now = tonumber(ARGV[2])\n"                                                             \
+    "local idem = KEYS[1]\n"                                                                      \
+    "if idem ~= '' then\n"                                                                        \
+    "  local r = redis.call('HMGET', idem, 'sha', 'state', 'lease', 'ids', 'response')\n"        \
+    "  if r[1] then\n"                                                                            \
+    "    if r[1] ~= ARGV[1] then return {'conflict'} end\n"                                      \
+    "    if r[2] == 'done' then return {'done', r[5]} end\n"                                     \
+    "    local lease = tonumber(r[3])\n"                                                          \
+    "    if lease > now then return {'busy', tostring(lease - now)} end\n"                       \
+    "    redis.call('HSET', idem, 'lease', now + tonumber(ARGV[3]))\n"                           \
+    "    return {'retry', r[4]}\n"                                                                \
+    "  end\n"                                                                                     \
+    "end\n"
+
+/* KEYS: idem ('' none), seq. ARGV: 1 body sha, 2 now ms, 3 lease ms, 4 ttl s, 5 case id,
+ * 6 event id, 7 reply_by ms, 8 site, 9 yymmdd, 10 tenant, 11 channel, 12 phone last 4 digits,
+ * 13 view json, 14 seq ttl s. Returns {'new'|'retry', "case_id event_id case_no reply_by"},
+ * {'done', response}, {'conflict'}, {'busy', ms}. */
+static const char intake_lua[] =
+    IDEM_PRELUDE
+    "local seq = redis.call('INCR', KEYS[2])\n"
+    "if seq == 1 then redis.call('EXPIRE', KEYS[2], ARGV[14]) end\n"
+    "local case_no = string.format('%s-%s-%04d', ARGV[8], ARGV[9], seq)\n"
+    "local check = ''\n"
+    "if ARGV[12] ~= '' then check = redis.sha1hex(case_no .. ':' .. ARGV[12]) end\n"
+    "local ck = 'cw:case:' .. ARGV[5]\n"
+    "redis.call('HSET', ck, 'case_no', case_no, 'site', ARGV[8], 'tenant', ARGV[10],\n"
+    "  'channel', ARGV[11], 'status', 'pending', 'created_ms', now, 'updated_ms', now,\n"
+    "  'reply_by_ms', ARGV[7], 'phone_check', check, 'view', ARGV[13])\n"
+    "redis.call('EXPIRE', ck, ARGV[4])\n"
+    "local ids = ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. case_no .. ' ' .. ARGV[7]\n"
+    "if idem ~= '' then\n"
+    "  redis.call('HSET', idem, 'sha', ARGV[1], 'state', 'pending', 'lease', now + tonumber(ARGV[3]),\n"
+    "    'ids', ids)\n"
+    "  redis.call('EXPIRE', idem, ARGV[4])\n"
+    "end\n"
+    "return {'new', ids}\n";
+
+/* KEYS: idem ('' none). ARGV: 1 case id, 2 response json. */
+static const char intake_commit_lua[] =
+    "local ck = 'cw:case:' .. ARGV[1]\n"
+    "local r = redis.call('HMGET', ck, 'status', 'case_no', 'tenant', 'created_ms')\n"
+    "if not r[1] then return 0 end\n"
+    "if r[1] == 'pending' then\n"
+    "  redis.call('HSET', ck, 'status', 'received')\n"
+    "  redis.call('PERSIST', ck)\n"
+    "end\n"
+    "redis.call('SET', 'cw:caseno:' .. r[2], ARGV[1])\n"
+    "if r[3] ~= '' then redis.call('ZADD', 'cw:tenant:' .. r[3] .. ':cases', r[4], ARGV[1]) end\n"
+    "if KEYS[1] ~= '' then redis.call('HSET', KEYS[1], 'state', 'done', 'response', ARGV[2]) end\n"
+    "return 1\n";
+
+/* KEYS: idem. A write that Kafka refused: the next retry may take over at once. */
+static const char release_lua[] =
+    "if KEYS[1] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'pending' then\n"
+    "  redis.call('HSET', KEYS[1], 'lease', 0)\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: idem ('' none). ARGV: 1 body sha, 2 now, 3 lease ms, 4 ttl s, 5 case id or number,
+ * 6 site the caller may act on ('' any), 7 tenant the caller is ('' not a tenant), 8 action,
+ * 9 new event id, 10 outcome. Returns {'new'|'retry', "case_id event_id case_no site tenant
+ * status"}, {'done', response}, {'not_found'}, {'invalid', status}, {'conflict'}, {'busy'}. */
+static const char event_lua[] =
+    IDEM_PRELUDE
+    "local id = ARGV[5]\n"
+    "if string.find(id, '-', 1, true) then\n"
+    "  id = redis.call('GET', 'cw:caseno:' .. id)\n"
+    "  if not id then return {'not_found'} end\n"
+    "end\n"
+    "local r = redis.call('HMGET', 'cw:case:' .. id, 'status', 'site', 'tenant', 'case_no', 'followup')\n"
+    "local st = r[1]\n"
+    "if not st or st == 'pending' then return {'not_found'} end\n"
+    "if ARGV[7] ~= '' and r[3] ~= ARGV[7] then return {'not_found'} end\n"
+    "if ARGV[6] ~= '' and r[2] ~= ARGV[6] then return {'not_found'} end\n"
+    "local a = ARGV[8]\n"
+    "local open = st ~= 'closed'\n"
+    "local ok = false\n"
+    "if a == 'acknowledge' then ok = st == 'received' or st == 'assigned' or st == 'reopened'\n"
+    "elseif a == 'note' or a == 'reply' or a == 'reassign' then ok = open\n"
+    "elseif a == 'resolve' then ok = open and st ~= 'resolved'\n"
+    "elseif a == 'reopen' then ok = st == 'resolved' or st == 'closed'\n"
+    "elseif a == 'followup' then ok = st == 'resolved'\n"
+    "elseif a == 'close' then\n"
+    "  ok = st == 'resolved' and (r[5] == 'satisfied' or r[5] == 'unreachable')\n"
+    "  if st == 'resolved' and not ok then return {'invalid', 'resolved, without a follow-up outcome'} end\n"
+    "end\n"
+    "if not ok then return {'invalid', st} end\n"
+    "local ids = id .. ' ' .. ARGV[9] .. ' ' .. r[4] .. ' ' .. r[2] .. ' ' .. (r[3] ~= '' and r[3] or '-') .. ' ' .. st\n"
+    "if idem ~= '' then\n"
+    "  redis.call('HSET', idem, 'sha', ARGV[1], 'state', 'pending', 'lease', now + tonumber(ARGV[3]),\n"
+    "    'ids', ids)\n"
+    "  redis.call('EXPIRE', idem, ARGV[4])\n"
+    "end\n"
+    "return {'new', ids}\n";
+
+/* KEYS: idem ('' none). ARGV: 1 case id, 2 action, 3 outcome, 4 now, 5 new status ('' same),
+ * 6 response. */
+static const char event_commit_lua[] =
+    "local ck = 'cw:case:' .. ARGV[1]\n"
+    "if redis.call('EXISTS', ck) == 0 then return 0 end\n"
+    "if ARGV[5] ~= '' then redis.call('HSET', ck, 'status', ARGV[5]) end\n"
+    "if ARGV[2] == 'followup' then redis.call('HSET', ck, 'followup', ARGV[3])\n"
+    "elseif ARGV[2] == 'reopen' then redis.call('HDEL', ck, 'followup') end\n"
+    "redis.call('HSET', ck, 'updated_ms', ARGV[4])\n"
+    "if KEYS[1] ~= '' then redis.call('HSET', KEYS[1], 'state', 'done', 'response', ARGV[6]) end\n"
+    "return 1\n";
+
+/* KEYS: failures counter. ARGV: 1 case no, 2 last 4 digits, 3 max failures, 4 window s.
+ * Returns {'ok', status, site, created, reply_by, updated}, {'not_found'}, {'limited', ttl}. */
+static const char lookup_lua[] =
+    "local f = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if f >= tonumber(ARGV[3]) then return {'limited', tostring(redis.call('TTL', KEYS[1]))} end\n"
+    "local id = redis.call('GET', 'cw:caseno:' .. ARGV[1])\n"
+    "local r = nil\n"
+    "if id then r = redis.call('HMGET', 'cw:case:' .. id, 'phone_check', 'status', 'site',\n"
+    "  'created_ms', 'reply_by_ms', 'updated_ms') end\n"
+    "if not r or not r[1] or r[1] == '' or r[1] ~= redis.sha1hex(ARGV[1] .. ':' .. ARGV[2]) then\n"
+    "  if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end\n"
+    "  return {'not_found'}\n"
+    "end\n"
+    "return {'ok', r[2], r[3], r[4], r[5], r[6]}\n";
+
+/* KEYS: the tenant's sorted set. ARGV: 1 max score, 2 min score, 3 cursor id ('' none),
+ * 4 limit, 5 statuses (",a,b," or ''), 6 most entries to scan. Returns {next cursor or '',
+ * then 7 values per case: id, case_no, status, channel, created, reply_by, updated}. */
+static const char list_lua[] =
+    "local out = {''}\n"
+    "local limit, cap = tonumber(ARGV[4]), tonumber(ARGV[6])\n"
+    "local maxs = tonumber(ARGV[1])\n"
+    "local offset, scanned, n = 0, 0, 0\n"
+    "local last_id, last_sc = nil, nil\n"
+    "while n < limit and scanned < cap do\n"
+    "  local b = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', offset, 100)\n"
+    "  if #b == 0 then last_id = nil break end\n"
+    "  offset = offset + #b / 2\n"
+    "  for i = 1, #b, 2 do\n"
+    "    local id, sc = b[i], tonumber(b[i + 1])\n"
+    "    if not (ARGV[3] ~= '' and sc == maxs and id >= ARGV[3]) then\n"
+    "      scanned = scanned + 1\n"
+    "      last_id, last_sc = id, sc\n"
+    "      local r = redis.call('HMGET', 'cw:case:' .. id, 'case_no', 'status', 'channel',\n"
+    "        'created_ms', 'reply_by_ms', 'updated_ms')\n"
+    "      if r[2] and (ARGV[5] == '' or string.find(ARGV[5], ',' .. r[2] .. ',', 1, true)) then\n"
+    "        for _, v in ipairs({id, r[1], r[2], r[3], r[4], r[5], r[6]}) do out[#out + 1] = v end\n"
+    "        n = n + 1\n"
+    "      end\n"
+    "      if n >= limit or scanned >= cap then break end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if last_id and (n >= limit or scanned >= cap) then out[1] = string.format('%d', last_sc) .. ':' .. last_id end\n"
+    "return out\n";
+
+/* ARGV: 1 case id or number. Returns the case's fields or {}. */
+static const char get_lua[] =
+    "local id = ARGV[1]\n"
+    "if string.find(id, '-', 1, true) then\n"
+    "  id = redis.call('GET', 'cw:caseno:' .. id)\n"
+    "  if not id then return {} end\n"
+    "end\n"
+    "local r = redis.call('HMGET', 'cw:case:' .. id, 'case_no', 'status', 'channel', 'created_ms',\n"
+    "  'reply_by_ms', 'updated_ms', 'tenant', 'site', 'view', 'followup')\n"
+    "if not r[2] or r[2] == 'pending' then return {} end\n"
+    "return {id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10] or ''}\n";
+
+static const char *const sources[GW_S__COUNT] = {
+    [GW_S_INTAKE] = intake_lua, [GW_S_INTAKE_COMMIT] = intake_commit_lua,
+    [GW_S_RELEASE] = release_lua, [GW_S_EVENT] = event_lua,
+    [GW_S_EVENT_COMMIT] = event_commit_lua, [GW_S_LOOKUP] = lookup_lua,
+    [GW_S_LIST] = list_lua, [GW_S_GET] = get_lua,
+};
+
+int gw_store_init(struct gw *gw)
+{
+    for (int i = 0; i < GW_S__COUNT; i++)
+        if (!(gw->scripts[i] = cw_redis_script_new(gw->redis, sources[i]))) return -1;
+    return 0;
+}
+
+struct call {
+    struct gw_req *r;
+    void (*cb)(struct gw_req *r, const redisReply *reply, const char *err);
+};
+
+static void on_reply(void *arg, const redisReply *reply, const char *err)
+{
+    struct call *c = arg;
+    struct gw_req *r = c->r;
+    c->cb(r, reply, err);
+    free(c);
+    gw_req_release(r);
+}
+
+int gw_store_run(struct gw_req *r, enum gw_script s, int nkeys, int argc, const char **argv,
+                 void (*cb)(struct gw_req *r, const redisReply *reply, const char *err))
+{
+    struct call *c = malloc(sizeof *c);
+    if (!c) return CW_REDIS_NO_MEMORY;
+    *c = (struct call){r, cb};
+    int rc = cw_redis_script_run(r->gw->redis, r->gw->scripts[s], on_reply, c, nkeys, argc, argv, NULL);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    gw_req_hold(r);
+    return 0;
+}
+
+const char *gw_reply_str(const redisReply *reply, size_t i)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || i >= reply->elements) return "";
+    const redisReply *e = reply->element[i];
+    if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) return e->str;
+    return "";
+}
+
+void gw_store_idem_key(struct gw_req *r, const char *header_value)
+{
+    r->idem_key[0] = '\0';
+    if (!header_value) return;
+    /* The key is hashed with its endpoint: any bytes the client chose make a clean Redis key,
+     * and the same key on another endpoint is another record. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char input[300];
+    int n = snprintf(input, sizeof input, "%d\n%s", (int)r->route, header_value);
+    if (n < 0 || (size_t)n >= sizeof input ||
+        !EVP_Digest(input, (size_t)n, md, &mdlen, EVP_sha256(), NULL))
+        return;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    const char *who = r->client == GW_STAFF    ? r->staff->id
+                      : r->client == GW_TENANT ? r->tenant->id
+                                               : "-";
+    snprintf(r->idem_key, sizeof r->idem_key, "cw:idem:%c:%s:%s",
+             r->client == GW_STAFF ? 's' : r->client == GW_TENANT ? 't' : 'p', who, hex);
+}
