@@ -252,7 +252,7 @@ void cw_httpd_reply_json(struct evhttp_request *req, int code, const char *json)
 void cw_httpd_reply_error(struct evhttp_request *req, int status, const char *code,
                           const char *message, const char *field)
 {
-    json_t *e = json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", message, "field", field);
+    json_t *e = json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message", message, "field", field);
     char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
     cw_httpd_reply_json(req, status, s ? s : "{\"error\":{\"code\":\"internal\"}}");
     free(s);

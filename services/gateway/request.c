@@ -123,7 +123,9 @@ void gw_reply_raw(struct gw_req *r, int status, const char *json, size_t len)
     struct evbuffer *b = evbuffer_new();
     if (b) {
         evbuffer_add(b, json, len);
-        evbuffer_add(b, "\n", 1);
+        /* one answer per line for people reading with curl; documents that end in a newline
+         * (the OpenAPI file) are sent byte for byte */
+        if (len == 0 || json[len - 1] != '\n') evbuffer_add(b, "\n", 1);
     }
     evhttp_send_reply(req, status, NULL, b);
     if (b) evbuffer_free(b);
