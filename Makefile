@@ -24,7 +24,7 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing
            -Icommon -I$(BUILD)/gen -MMD -MP
 LDFLAGS += $(LDSAN)
 
-SERVICES   = gateway router deadline notifier devbroker
+SERVICES   = gateway router deadline notifier devbroker tail
 PROTOS     = $(wildcard proto/*.proto)
 PROTO_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H    = $(PROTO_C:.c=.h)
@@ -124,9 +124,9 @@ docs: $(BUILD)/bin/casewire-gateway
 	$(BUILD)/bin/casewire-gateway --config-doc > docs/configuration.md
 
 format:
-	clang-format -i $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch])
+	clang-format -i $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch] bench/*.c)
 format-check:
-	clang-format --dry-run --Werror $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch])
+	clang-format --dry-run --Werror $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch] bench/*.c)
 
 clean:
 	rm -rf build build-san var/run
