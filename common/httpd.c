@@ -252,7 +252,8 @@ void cw_httpd_reply_json(struct evhttp_request *req, int code, const char *json)
 void cw_httpd_reply_error(struct evhttp_request *req, int status, const char *code,
                           const char *message, const char *field)
 {
-    json_t *e = json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message", message, "field", field);
+    json_t *e =
+        json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message", message, "field", field);
     char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
     cw_httpd_reply_json(req, status, s ? s : "{\"error\":{\"code\":\"internal\"}}");
     free(s);
@@ -322,7 +323,10 @@ static void on_other(struct evhttp_request *req, void *arg)
 }
 
 static double metric_connections(void *arg) { return (double)((cw_httpd *)arg)->nconns; }
-static double metric_deadline_closes(void *arg) { return (double)((cw_httpd *)arg)->deadline_closes; }
+static double metric_deadline_closes(void *arg)
+{
+    return (double)((cw_httpd *)arg)->deadline_closes;
+}
 
 cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port,
                        struct cw_metrics *metrics, char *err, size_t errlen)

@@ -38,11 +38,10 @@ static const struct action_def actions[] = {
     {"close", CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE, false},
 };
 
-static const char *const outcomes[] = {[CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED] = "satisfied",
-                                       [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED] =
-                                           "not_satisfied",
-                                       [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_UNREACHABLE] =
-                                           "unreachable"};
+static const char *const outcomes[] = {
+    [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED] = "satisfied",
+    [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED] = "not_satisfied",
+    [CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_UNREACHABLE] = "unreachable"};
 
 struct ev {
     const struct action_def *def;
@@ -62,14 +61,17 @@ static const char *status_after(const struct ev *ev)
     case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE: return "closed";
     case CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP:
         /* not satisfied: the case reopens (and the router escalates it) */
-        return ev->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED ? "reopened" : "";
+        return ev->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED
+                   ? "reopened"
+                   : "";
     default: return "";
     }
 }
 
 static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
 {
-    static const char *const keys[] = {"action", "note", "reply", "to_staff", "to_department", "outcome", NULL};
+    static const char *const keys[] = {"action",        "note",    "reply", "to_staff",
+                                       "to_department", "outcome", NULL};
     json_t *b = r->body;
     const char *action;
     if (gw_check_keys(b, "", keys, e) != 0) return -1;
@@ -78,12 +80,15 @@ static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
         if (strcmp(actions[i].name, action) == 0) ev->def = &actions[i];
     bool tenant = r->client == GW_TENANT;
     if (!ev->def || (tenant && !ev->def->tenant_may))
-        return gw_fail(e, "validation_failed", "action", "unknown action \"%.20s\"; one of: %s", action,
-                       tenant ? "acknowledge, note, reply, resolve"
-                              : "acknowledge, note, reply, resolve, reassign, reopen, followup, close");
+        return gw_fail(
+            e, "validation_failed", "action", "unknown action \"%.20s\"; one of: %s", action,
+            tenant ? "acknowledge, note, reply, resolve"
+                   : "acknowledge, note, reply, resolve, reassign, reopen, followup, close");
     int a = ev->def->action;
-    if (gw_get_string(b, "note", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE, &ev->note, e) != 0 ||
-        gw_get_string(b, "reply", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY, &ev->reply, e) != 0 ||
+    if (gw_get_string(b, "note", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE,
+                      &ev->note, e) != 0 ||
+        gw_get_string(b, "reply", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY,
+                      &ev->reply, e) != 0 ||
         gw_get_string(b, "to_staff", "", 64, false, &ev->to_staff, e) != 0 ||
         gw_get_string(b, "to_department", "", 64, false, &ev->to_department, e) != 0 ||
         gw_get_string(b, "outcome", "", 20, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP,
@@ -98,9 +103,11 @@ static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
         return gw_fail(e, "validation_failed", "outcome", "outcome goes with action followup");
     if (a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REASSIGN) {
         if (!ev->to_staff && !ev->to_department)
-            return gw_fail(e, "validation_failed", "to_staff", "reassign needs to_staff or to_department");
+            return gw_fail(e, "validation_failed", "to_staff",
+                           "reassign needs to_staff or to_department");
         if (ev->to_staff && !cw_chain_staff(r->gw->chain, ev->to_staff))
-            return gw_fail(e, "validation_failed", "to_staff", "no staff member \"%.64s\"", ev->to_staff);
+            return gw_fail(e, "validation_failed", "to_staff", "no staff member \"%.64s\"",
+                           ev->to_staff);
         if (ev->to_department && !cw_chain_department(r->gw->chain, ev->to_department))
             return gw_fail(e, "validation_failed", "to_department", "no department \"%.64s\"",
                            ev->to_department);
@@ -117,21 +124,9 @@ static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
 
 static json_t *response(const struct ev *ev)
 {
-    return json_pack("{s:s,s:s,s:s,s:s}", "event_id", ev->event_id, "case_id", ev->case_id, "case_no",
-                     ev->case_no, "status", ev->new_status[0] ? ev->new_status : ev->old_status);
-}
-
-static void released(struct gw_req *r, const redisReply *reply, const char *err)
-{
-    (void)reply;
-    if (err) cw_warn("event.release_failed", "request_id=%s error=\"%s\"", r->request_id, err);
-}
-
-static void release(struct gw_req *r)
-{
-    if (!r->idem_key[0]) return;
-    const char *argv[] = {r->idem_key};
-    (void)gw_store_run(r, GW_S_RELEASE, 1, 1, argv, released);
+    return json_pack("{s:s,s:s,s:s,s:s}", "event_id", ev->event_id, "case_id", ev->case_id,
+                     "case_no", ev->case_no, "status",
+                     ev->new_status[0] ? ev->new_status : ev->old_status);
 }
 
 static void committed(struct gw_req *r, const redisReply *reply, const char *err)
@@ -152,20 +147,24 @@ static void delivered(void *opaque, int error, const char *errstr)
     if (error) {
         cw_warn("event.not_delivered", "request_id=%s case_id=%s error=\"%s\"", r->request_id,
                 ev->case_id, errstr);
-        release(r);
-        gw_error_retry(r, 503, "unavailable", "Kafka did not take the event; retry with the same Idempotency-Key", 2);
+        gw_store_release(r);
+        gw_store_unavailable(r, CW_PRODUCE_FAILED, "action");
         gw_req_release(r);
         return;
     }
-    cw_info("event.accepted", "request_id=%s case_id=%s action=%s actor=%s", r->request_id, ev->case_id,
-            ev->def->name, r->staff ? r->staff->id : r->tenant ? r->tenant->id : "-");
+    cw_info("event.accepted", "request_id=%s case_id=%s action=%s actor=%s", r->request_id,
+            ev->case_id, ev->def->name,
+            r->staff    ? r->staff->id
+            : r->tenant ? r->tenant->id
+                        : "-");
     json_t *resp = response(ev);
     char *rs = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
     json_decref(resp);
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
-    const char *argv[] = {r->idem_key, ev->case_id, ev->def->name, ev->outcome_name ? ev->outcome_name : "",
-                          now, ev->new_status, rs ? rs : "{}"};
+    const char *argv[] = {
+        r->idem_key, ev->case_id,    ev->def->name, ev->outcome_name ? ev->outcome_name : "",
+        now,         ev->new_status, rs ? rs : "{}"};
     int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 7, argv, committed);
     free(rs);
     if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
@@ -199,8 +198,8 @@ static int produce(struct gw_req *r)
     uint8_t *buf;
     size_t len = cw_event_pack(&env, &buf);
     if (!len) return CW_PRODUCE_FAILED;
-    int rc = cw_producer_send(r->gw->producer, CW_TOPIC_CASES, ev->case_id, strlen(ev->case_id), buf, len,
-                              delivered, r);
+    int rc = cw_producer_send(r->gw->producer, CW_TOPIC_CASES, ev->case_id, strlen(ev->case_id),
+                              buf, len, delivered, r);
     free(buf);
     if (rc == CW_PRODUCE_OK) gw_req_hold(r);
     return rc;
@@ -210,7 +209,8 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
 {
     struct ev *ev = r->op;
     if (err) {
-        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry with the same Idempotency-Key", 2);
+        gw_error_retry(r, 503, "unavailable",
+                       "case store unavailable; retry with the same Idempotency-Key", 2);
         return;
     }
     const char *status = gw_reply_str(reply, 0);
@@ -220,25 +220,12 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
     }
     if (strcmp(status, "invalid") == 0) {
         char msg[200];
-        snprintf(msg, sizeof msg, "%s is not possible: the case is %s", ev->def->name, gw_reply_str(reply, 1));
+        snprintf(msg, sizeof msg, "%s is not possible: the case is %s", ev->def->name,
+                 gw_reply_str(reply, 1));
         gw_error(r, 409, "invalid_transition", msg, "action");
         return;
     }
-    if (strcmp(status, "conflict") == 0) {
-        gw_error(r, 409, "idempotency_conflict",
-                 "this Idempotency-Key was used with a different body; use a new key for a new action", NULL);
-        return;
-    }
-    if (strcmp(status, "busy") == 0) {
-        gw_error_retry(r, 409, "request_in_progress",
-                       "a request with this Idempotency-Key is still being processed; retry shortly", 1);
-        return;
-    }
-    if (strcmp(status, "done") == 0) {
-        const char *resp = gw_reply_str(reply, 1);
-        gw_reply_raw(r, 202, resp, strlen(resp));
-        return;
-    }
+    if (gw_store_idem_answer(r, reply, "action")) return;
     if (sscanf(gw_reply_str(reply, 1), "%26s %26s %47s %15s %63s %47s", ev->case_id, ev->event_id,
                ev->case_no, ev->site, ev->tenant, ev->old_status) != 6) {
         gw_error_retry(r, 503, "unavailable", "case store answered unexpectedly; retry", 2);
@@ -247,11 +234,8 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
     ev->new_status = status_after(ev);
     int rc = produce(r);
     if (rc != CW_PRODUCE_OK) {
-        release(r);
-        gw_error_retry(r, 503, "unavailable",
-                       rc == CW_PRODUCE_QUEUE_FULL ? "too many writes in flight; retry shortly"
-                                                   : "Kafka is unavailable; retry with the same Idempotency-Key",
-                       rc == CW_PRODUCE_QUEUE_FULL ? 1 : 2);
+        gw_store_release(r);
+        gw_store_unavailable(r, rc, "action");
     }
 }
 
@@ -279,9 +263,19 @@ void gw_case_event(struct gw_req *r)
     snprintf(ttl, sizeof ttl, "%d", 24 * 3600);
     const char *site = r->client == GW_STAFF && r->staff->site ? r->staff->site->id : "";
     const char *tenant = r->client == GW_TENANT ? r->tenant->id : "";
-    const char *argv[] = {r->idem_key, r->body_sha, now, lease, ttl, r->path_id, site, tenant,
-                          ev->def->name, new_event, ev->outcome_name ? ev->outcome_name : ""};
+    const char *argv[] = {r->idem_key,
+                          r->body_sha,
+                          now,
+                          lease,
+                          ttl,
+                          r->path_id,
+                          site,
+                          tenant,
+                          ev->def->name,
+                          new_event,
+                          ev->outcome_name ? ev->outcome_name : ""};
     int rc = gw_store_run(r, GW_S_EVENT, 1, 11, argv, begun);
     if (rc != 0)
-        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry with the same Idempotency-Key", 2);
+        gw_error_retry(r, 503, "unavailable",
+                       "case store unavailable; retry with the same Idempotency-Key", 2);
 }

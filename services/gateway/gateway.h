@@ -104,7 +104,7 @@ struct gw_req {
     const char *path_id; /* {id} or {case_no} from the path (points into path_buf) */
     char path_buf[96];
     json_t *body;
-    char body_sha[65]; /* SHA-256 of the raw body */
+    char body_sha[65];  /* SHA-256 of the raw body */
     char idem_key[192]; /* Redis key of the idempotency record, "" without Idempotency-Key */
     void *op;           /* the endpoint's own state */
     void (*op_free)(void *op);
@@ -120,7 +120,8 @@ bool gw_req_open(const struct gw_req *r); /* still waiting for its answer */
 /* Each answers (if not answered yet) and releases the HTTP side's reference. body is stolen. */
 void gw_reply(struct gw_req *r, int status, json_t *body);
 void gw_reply_raw(struct gw_req *r, int status, const char *json, size_t len);
-void gw_error(struct gw_req *r, int status, const char *code, const char *message, const char *field);
+void gw_error(struct gw_req *r, int status, const char *code, const char *message,
+              const char *field);
 void gw_error_retry(struct gw_req *r, int status, const char *code, const char *message,
                     int retry_after_s);
 
@@ -156,6 +157,14 @@ int gw_store_run(struct gw_req *r, enum gw_script s, int nkeys, int argc, const 
                  void (*cb)(struct gw_req *r, const redisReply *reply, const char *err));
 /* The idempotency record's key for this client and endpoint, into r->idem_key. */
 void gw_store_idem_key(struct gw_req *r, const char *header_value);
+/* Answers the idempotency outcomes every write shares (same key, other body: 409; still in
+ * flight: 409 with Retry-After; already done: the stored answer) and returns true; false for
+ * "new" and "retry", which the caller goes on with. what: "case", "action". */
+bool gw_store_idem_answer(struct gw_req *r, const redisReply *reply, const char *what);
+/* A write Kafka refused: let the next retry with the key take over at once. */
+void gw_store_release(struct gw_req *r);
+/* 503 for a refused or failed produce (CW_PRODUCE_* or a delivery error). */
+void gw_store_unavailable(struct gw_req *r, int produce_result, const char *what);
 /* Element i of an array reply as a string ("" when absent or not a string). */
 const char *gw_reply_str(const redisReply *reply, size_t i);
 

@@ -46,10 +46,8 @@ static bool staff_channel(int ch)
     case CASEWIRE__V1__CHANNEL__CHANNEL_EMAIL:
     case CASEWIRE__V1__CHANNEL__CHANNEL_LETTER:
     case CASEWIRE__V1__CHANNEL__CHANNEL_REGULATOR:
-    case CASEWIRE__V1__CHANNEL__CHANNEL_SOCIAL_MEDIA:
-        return true;
-    default:
-        return false;
+    case CASEWIRE__V1__CHANNEL__CHANNEL_SOCIAL_MEDIA: return true;
+    default: return false;
     }
 }
 
@@ -61,10 +59,8 @@ static bool phone_required(int ch)
     case CASEWIRE__V1__CHANNEL__CHANNEL_LETTER:
     case CASEWIRE__V1__CHANNEL__CHANNEL_REGULATOR:
     case CASEWIRE__V1__CHANNEL__CHANNEL_SOCIAL_MEDIA:
-    case CASEWIRE__V1__CHANNEL__CHANNEL_TENANT_API:
-        return false;
-    default:
-        return true;
+    case CASEWIRE__V1__CHANNEL__CHANNEL_TENANT_API: return false;
+    default: return true;
     }
 }
 
@@ -89,24 +85,25 @@ static int object_field(json_t *body, const char *key, json_t **out, struct gw_v
     json_t *v = json_object_get(body, key);
     *out = NULL;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_object(v)) return gw_fail(e, "validation_failed", key, "%s must be an object", key);
+    if (!json_is_object(v))
+        return gw_fail(e, "validation_failed", key, "%s must be an object", key);
     *out = v;
     return 0;
 }
 
 static int validate(struct gw_req *r, struct intake *in, struct gw_verr *e)
 {
-    static const char *const top_public[] = {"site",     "channel",   "text",      "customer",
-                                             "location", "purchase",  "request",   "type_hint",
-                                             "category_hint", "external_ref", NULL};
-    static const char *const top_tenant[] = {"text",      "customer",      "location",
-                                             "purchase",  "request",       "type_hint",
-                                             "category_hint", "external_ref", "stops_trading", NULL};
+    static const char *const top_public[] = {
+        "site",    "channel",   "text",          "customer",     "location", "purchase",
+        "request", "type_hint", "category_hint", "external_ref", NULL};
+    static const char *const top_tenant[] = {
+        "text",      "customer",      "location",     "purchase",      "request",
+        "type_hint", "category_hint", "external_ref", "stops_trading", NULL};
     static const char *const customer_keys[] = {"name", "phone", "language", NULL};
     static const char *const location_keys[] = {"floor", "unit", "tenant", "detail", NULL};
     static const char *const location_keys_tenant[] = {"floor", "unit", "detail", NULL};
-    static const char *const purchase_keys[] = {"date",     "amount",   "currency",      "receipt_no",
-                                                "order_no", "under_warranty", NULL};
+    static const char *const purchase_keys[] = {
+        "date", "amount", "currency", "receipt_no", "order_no", "under_warranty", NULL};
     struct gw *gw = r->gw;
     json_t *b = r->body;
     bool tenant_api = r->route == GW_TENANT_CASES_POST;
@@ -153,7 +150,8 @@ static int validate(struct gw_req *r, struct intake *in, struct gw_verr *e)
             gw_get_string(cust, "language", "customer", 8, false, &in->language, e) != 0)
             return -1;
         if (in->language && strcmp(in->language, "zh") != 0 && strcmp(in->language, "en") != 0)
-            return gw_fail(e, "validation_failed", "customer.language", "customer.language is zh or en");
+            return gw_fail(e, "validation_failed", "customer.language",
+                           "customer.language is zh or en");
         if (phone && gw_normalize_phone(phone, in->phone, sizeof in->phone) != 0)
             return gw_fail(e, "validation_failed", "customer.phone",
                            "customer.phone must be a mainland mobile number (13800138000) or an "
@@ -168,7 +166,8 @@ static int validate(struct gw_req *r, struct intake *in, struct gw_verr *e)
         if (tenant_api && json_object_get(loc, "tenant"))
             return gw_fail(e, "server_owned_field", "location.tenant",
                            "the tenant comes from the API key and cannot be sent");
-        if (gw_check_keys(loc, "location", tenant_api ? location_keys_tenant : location_keys, e) != 0)
+        if (gw_check_keys(loc, "location", tenant_api ? location_keys_tenant : location_keys, e) !=
+            0)
             return -1;
         const char *tenant = NULL;
         if (gw_get_string(loc, "floor", "location", 32, false, &in->floor, e) != 0 ||
@@ -201,15 +200,16 @@ static int validate(struct gw_req *r, struct intake *in, struct gw_verr *e)
             if (d < 20000101)
                 return gw_fail(e, "validation_failed", "purchase.date",
                                "purchase.date is before 2000-01-01");
-            if (cw_calendar_local(gw->cal, in->site, cw_now_ms(), &today) == 0 && d > today.yyyymmdd)
+            if (cw_calendar_local(gw->cal, in->site, cw_now_ms(), &today) == 0 &&
+                d > today.yyyymmdd)
                 return gw_fail(e, "validation_failed", "purchase.date",
                                "purchase.date is in the future (today is %04d-%02d-%02d at %s)",
                                today.year, today.month, today.day, in->site->id);
         }
         if (in->currency) {
             const char *c = in->currency;
-            if (strlen(c) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' || c[2] < 'A' ||
-                c[2] > 'Z')
+            if (strlen(c) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' ||
+                c[2] < 'A' || c[2] > 'Z')
                 return gw_fail(e, "validation_failed", "purchase.currency",
                                "purchase.currency is an ISO 4217 code such as CNY");
         }
@@ -268,14 +268,16 @@ static char *view_json(const struct intake *in)
                           "external_ref", in->external_ref, "channel", cw_channel_name(in->channel),
                           "stops_trading", in->stops_trading);
     if (!v) return NULL;
-    json_t *loc = json_pack("{s:s*,s:s*,s:s*}", "floor", in->floor, "unit", in->unit, "detail", in->detail);
+    json_t *loc =
+        json_pack("{s:s*,s:s*,s:s*}", "floor", in->floor, "unit", in->unit, "detail", in->detail);
     if (loc && json_object_size(loc)) json_object_set(v, "location", loc);
     json_decref(loc);
     json_t *c = json_pack("{s:s*,s:s*}", "name", in->name ? cw_mask_name(mn, in->name) : NULL,
                           "phone", in->phone[0] ? cw_mask_phone(mp, in->phone) : NULL);
     if (c && json_object_size(c)) json_object_set(v, "customer", c);
     json_decref(c);
-    if (in->type_hint) json_object_set_new(v, "type_hint", json_string(cw_case_type_name(in->type_hint)));
+    if (in->type_hint)
+        json_object_set_new(v, "type_hint", json_string(cw_case_type_name(in->type_hint)));
     if (in->category_hint)
         json_object_set_new(v, "category_hint", json_string(cw_category_name(in->category_hint)));
     char *s = json_dumps(v, JSON_COMPACT);
@@ -290,20 +292,6 @@ static json_t *response(struct gw *gw, const struct intake *in)
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "case_id", in->case_id, "case_no", in->case_no,
                      "status", "received", "site", in->site->id, "reply_by", when, "reply_by_ms",
                      (json_int_t)in->reply_by_ms);
-}
-
-static void released(struct gw_req *r, const redisReply *reply, const char *err)
-{
-    (void)reply;
-    if (err) cw_warn("intake.release_failed", "request_id=%s error=\"%s\"", r->request_id, err);
-}
-
-static void release(struct gw_req *r)
-{
-    if (!r->idem_key[0]) return;
-    const char *argv[] = {r->idem_key};
-    if (gw_store_run(r, GW_S_RELEASE, 1, 1, argv, released) != 0)
-        cw_warn("intake.release_failed", "request_id=%s error=\"redis unavailable\"", r->request_id);
 }
 
 static void committed(struct gw_req *r, const redisReply *reply, const char *err)
@@ -326,9 +314,8 @@ static void delivered(void *opaque, int error, const char *errstr)
     if (error) {
         cw_warn("intake.not_delivered", "request_id=%s case_id=%s error=\"%s\"", r->request_id,
                 in->case_id, errstr);
-        release(r);
-        gw_error_retry(r, 503, "unavailable",
-                       "Kafka did not take the case; retry with the same Idempotency-Key", 2);
+        gw_store_release(r);
+        gw_store_unavailable(r, CW_PRODUCE_FAILED, "case");
         gw_req_release(r);
         return;
     }
@@ -371,13 +358,16 @@ static int produce(struct gw_req *r)
         person.phone = in->phone;
         cs.customer = &person;
     }
-    loc.floor = (char *)(in->floor ? in->floor : (in->tenant && in->tenant->floor ? in->tenant->floor : ""));
-    loc.unit = (char *)(in->unit ? in->unit : (in->tenant && in->tenant->unit ? in->tenant->unit : ""));
+    loc.floor = (char *)(in->floor ? in->floor
+                                   : (in->tenant && in->tenant->floor ? in->tenant->floor : ""));
+    loc.unit =
+        (char *)(in->unit ? in->unit : (in->tenant && in->tenant->unit ? in->tenant->unit : ""));
     loc.tenant_id = (char *)(tenant ? tenant : "");
     loc.brand = (char *)(in->tenant && in->tenant->brand ? in->tenant->brand : "");
     loc.detail = (char *)(in->detail ? in->detail : "");
     cs.location = &loc;
-    if (in->purchase_date || in->amount_cents >= 0 || in->receipt_no || in->order_no || in->under_warranty) {
+    if (in->purchase_date || in->amount_cents >= 0 || in->receipt_no || in->order_no ||
+        in->under_warranty) {
         pur.date = (char *)(in->purchase_date ? in->purchase_date : "");
         pur.amount_cents = in->amount_cents > 0 ? in->amount_cents : 0;
         pur.currency = (char *)(in->currency ? in->currency : (in->amount_cents >= 0 ? "CNY" : ""));
@@ -399,8 +389,8 @@ static int produce(struct gw_req *r)
     uint8_t *buf;
     size_t len = cw_event_pack(&env, &buf);
     if (!len) return -1;
-    int rc = cw_producer_send(r->gw->producer, CW_TOPIC_INTAKE, in->case_id, strlen(in->case_id), buf,
-                              len, delivered, r);
+    int rc = cw_producer_send(r->gw->producer, CW_TOPIC_INTAKE, in->case_id, strlen(in->case_id),
+                              buf, len, delivered, r);
     free(buf);
     if (rc == CW_PRODUCE_OK) gw_req_hold(r);
     return rc;
@@ -411,29 +401,15 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
     struct intake *in = r->op;
     if (err) {
         cw_warn("intake.redis_failed", "request_id=%s error=\"%s\"", r->request_id, err);
-        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry with the same Idempotency-Key", 2);
+        gw_error_retry(r, 503, "unavailable",
+                       "case store unavailable; retry with the same Idempotency-Key", 2);
         return;
     }
-    const char *status = gw_reply_str(reply, 0);
-    if (strcmp(status, "conflict") == 0) {
-        gw_error(r, 409, "idempotency_conflict",
-                 "this Idempotency-Key was used with a different body; use a new key for a new case", NULL);
-        return;
-    }
-    if (strcmp(status, "busy") == 0) {
-        gw_error_retry(r, 409, "request_in_progress",
-                       "a request with this Idempotency-Key is still being processed; retry shortly", 1);
-        return;
-    }
-    if (strcmp(status, "done") == 0) {
-        const char *resp = gw_reply_str(reply, 1);
-        gw_reply_raw(r, 202, resp, strlen(resp));
-        return;
-    }
+    if (gw_store_idem_answer(r, reply, "case")) return;
     /* new or retry: "case_id event_id case_no reply_by" */
     long long rb = 0;
-    if (sscanf(gw_reply_str(reply, 1), "%26s %26s %47s %lld", in->case_id, in->event_id, in->case_no,
-               &rb) != 4) {
+    if (sscanf(gw_reply_str(reply, 1), "%26s %26s %47s %lld", in->case_id, in->event_id,
+               in->case_no, &rb) != 4) {
         cw_error("intake.bad_store_reply", "request_id=%s", r->request_id);
         gw_error_retry(r, 503, "unavailable", "case store answered unexpectedly; retry", 2);
         return;
@@ -443,11 +419,8 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
     if (rc != CW_PRODUCE_OK) {
         cw_warn("intake.produce_refused", "request_id=%s case_id=%s reason=%s", r->request_id,
                 in->case_id, rc == CW_PRODUCE_QUEUE_FULL ? "queue_full" : "failed");
-        release(r);
-        gw_error_retry(r, 503, "unavailable",
-                       rc == CW_PRODUCE_QUEUE_FULL ? "too many cases in flight; retry shortly"
-                                                   : "Kafka is unavailable; retry with the same Idempotency-Key",
-                       rc == CW_PRODUCE_QUEUE_FULL ? 1 : 2);
+        gw_store_release(r);
+        gw_store_unavailable(r, rc, "case");
     }
 }
 
@@ -473,14 +446,29 @@ static void begin(struct gw_req *r, struct intake *in)
     size_t plen = strlen(in->phone);
     const char *last4 = plen >= 4 ? in->phone + plen - 4 : "";
     char *view = view_json(in);
-    const char *argv[] = {r->idem_key, seq_key, r->body_sha, now, lease, ttl, in->case_id, in->event_id, rb,
-                          in->site->id, yymmdd, in->tenant ? in->tenant->id : "",
-                          cw_channel_name(in->channel), last4, view ? view : "{}", seq_ttl};
+    const char *argv[] = {r->idem_key,
+                          seq_key,
+                          r->body_sha,
+                          now,
+                          lease,
+                          ttl,
+                          in->case_id,
+                          in->event_id,
+                          rb,
+                          in->site->id,
+                          yymmdd,
+                          in->tenant ? in->tenant->id : "",
+                          cw_channel_name(in->channel),
+                          last4,
+                          view ? view : "{}",
+                          seq_ttl};
     int rc = gw_store_run(r, GW_S_INTAKE, 2, 16, argv, begun);
     free(view);
     if (rc != 0) {
-        cw_warn("intake.redis_refused", "request_id=%s reason=\"%s\"", r->request_id, cw_redis_strerror(rc));
-        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry with the same Idempotency-Key", 2);
+        cw_warn("intake.redis_refused", "request_id=%s reason=\"%s\"", r->request_id,
+                cw_redis_strerror(rc));
+        gw_error_retry(r, 503, "unavailable",
+                       "case store unavailable; retry with the same Idempotency-Key", 2);
     }
 }
 
@@ -510,7 +498,8 @@ void gw_intake(struct gw_req *r)
             gw_error(r, 403, "forbidden", "staff record cases for their own site only", "site");
             return;
         }
-        if (!staff_channel(in->channel) && in->phone[0] && gw_rate_check(r, 1, in->phone) != 0) return;
+        if (!staff_channel(in->channel) && in->phone[0] && gw_rate_check(r, 1, in->phone) != 0)
+            return;
     }
     begin(r, in);
 }

@@ -48,7 +48,9 @@ int gw_rate_check(struct gw_req *r, int which, const char *key)
 {
     static const char *const what[] = {"requests from this address", "cases for this phone number",
                                        "requests with this API key"};
-    struct gw_rate *rl = which == 0 ? r->gw->rate_ip : which == 1 ? r->gw->rate_phone : r->gw->rate_tenant;
+    struct gw_rate *rl = which == 0   ? r->gw->rate_ip
+                         : which == 1 ? r->gw->rate_phone
+                                      : r->gw->rate_tenant;
     int retry = 1;
     if (gw_rate_take(rl, key, cw_mono_ms(), &retry)) return 0;
     cw_metric_add(r->gw->rate_limited[which], 1);
@@ -63,7 +65,8 @@ static bool is_json(const char *ct)
     if (!ct) return false;
     while (*ct == ' ') ct++;
     size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 int gw_read_json_body(struct gw_req *r)
@@ -79,7 +82,8 @@ int gw_read_json_body(struct gw_req *r)
         return -1;
     }
     if (!is_json(evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type"))) {
-        gw_error(r, 415, "unsupported_media_type", "send the body as Content-Type: application/json", NULL);
+        gw_error(r, 415, "unsupported_media_type",
+                 "send the body as Content-Type: application/json", NULL);
         return -1;
     }
     const char *data = (const char *)evbuffer_pullup(in, -1);
@@ -122,11 +126,16 @@ static struct route_match match(const char *path, enum evhttp_cmd_type m, char *
     const char *rest;
     char seg[96], tail[32];
     id[0] = '\0';
-    if (strcmp(path, "/v1/cases") == 0) return (struct route_match){post ? GW_CASES_POST : GW_OTHER, "POST"};
-    if (strcmp(path, "/v1/sites") == 0) return (struct route_match){get ? GW_SITES : GW_OTHER, "GET"};
-    if (strcmp(path, "/v1/openapi.json") == 0) return (struct route_match){get ? GW_OPENAPI : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/cases") == 0)
+        return (struct route_match){post ? GW_CASES_POST : GW_OTHER, "POST"};
+    if (strcmp(path, "/v1/sites") == 0)
+        return (struct route_match){get ? GW_SITES : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/openapi.json") == 0)
+        return (struct route_match){get ? GW_OPENAPI : GW_OTHER, "GET"};
     if (strcmp(path, "/v1/tenant/cases") == 0)
-        return (struct route_match){post ? GW_TENANT_CASES_POST : get ? GW_TENANT_CASES_LIST : GW_OTHER,
+        return (struct route_match){post  ? GW_TENANT_CASES_POST
+                                    : get ? GW_TENANT_CASES_LIST
+                                          : GW_OTHER,
                                     "GET, POST"};
     bool tenant = strncmp(path, "/v1/tenant/cases/", 17) == 0;
     if (tenant)
@@ -143,8 +152,10 @@ static struct route_match match(const char *path, enum evhttp_cmd_type m, char *
         return none;
     snprintf(id, idlen, "%s", seg);
     if (tail[0])
-        return (struct route_match){post ? (tenant ? GW_TENANT_CASE_EVENTS : GW_CASE_EVENTS) : GW_OTHER, "POST"};
-    return (struct route_match){get ? (tenant ? GW_TENANT_CASE_GET : GW_CASE_STATUS) : GW_OTHER, "GET"};
+        return (struct route_match){
+            post ? (tenant ? GW_TENANT_CASE_EVENTS : GW_CASE_EVENTS) : GW_OTHER, "POST"};
+    return (struct route_match){get ? (tenant ? GW_TENANT_CASE_GET : GW_CASE_STATUS) : GW_OTHER,
+                                "GET"};
 }
 
 /* Resolves Authorization: Bearer <secret> to a staff member or a tenant. Returns 0, or -1
@@ -198,8 +209,8 @@ static int idempotency(struct gw_req *r)
     bool ok = n >= 1 && n <= 128;
     for (const char *p = k; ok && *p; p++) ok = *p >= 0x21 && *p <= 0x7e;
     if (!ok) {
-        gw_error(r, 400, "bad_request", "Idempotency-Key must be 1 to 128 printable ASCII characters",
-                 "Idempotency-Key");
+        gw_error(r, 400, "bad_request",
+                 "Idempotency-Key must be 1 to 128 printable ASCII characters", "Idempotency-Key");
         return -1;
     }
     gw_store_idem_key(r, k);
@@ -234,7 +245,8 @@ static void handle(struct evhttp_request *req, void *arg)
             snprintf(msg, sizeof msg, "this endpoint answers %s", rm.allow);
             gw_error(r, 405, "method_not_allowed", msg, NULL);
         } else {
-            gw_error(r, 404, "not_found", "no such endpoint (docs/api.md, GET /v1/openapi.json)", NULL);
+            gw_error(r, 404, "not_found", "no such endpoint (docs/api.md, GET /v1/openapi.json)",
+                     NULL);
         }
         return;
     }
@@ -288,9 +300,10 @@ static char *sites_json(const cw_chain *chain)
     json_t *sites = json_array();
     for (size_t i = 0; i < cw_chain_site_count(chain); i++) {
         const struct cw_site *s = cw_chain_site_at(chain, i);
-        json_array_append_new(sites, json_pack("{s:s,s:s,s:s*,s:s,s:s}", "id", s->id, "name", s->name,
-                                               "name_en", s->name_en, "kind", cw_site_kind_name(s->kind),
-                                               "timezone", s->timezone));
+        json_array_append_new(sites,
+                              json_pack("{s:s,s:s,s:s*,s:s,s:s}", "id", s->id, "name", s->name,
+                                        "name_en", s->name_en, "kind", cw_site_kind_name(s->kind),
+                                        "timezone", s->timezone));
     }
     json_t *o = json_pack("{s:o}", "sites", sites);
     char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -320,11 +333,13 @@ static int setup(struct gw *gw, cw_service *s)
     double ip_rate = (double)cw_config_int(cfg, CW_SET_RATE_IP_PER_MIN);
     double phone_rate = (double)cw_config_int(cfg, CW_SET_RATE_PHONE_PER_HOUR);
     double tenant_rate = (double)cw_config_int(cfg, CW_SET_RATE_TENANT_PER_MIN);
-    gw->rate_ip = gw_rate_new(RATE_TABLE, ip_rate, 60000, (double)cw_config_int(cfg, CW_SET_RATE_IP_BURST));
+    gw->rate_ip =
+        gw_rate_new(RATE_TABLE, ip_rate, 60000, (double)cw_config_int(cfg, CW_SET_RATE_IP_BURST));
     gw->rate_phone = gw_rate_new(RATE_TABLE, phone_rate, 3600000, phone_rate);
     gw->rate_tenant = gw_rate_new(RATE_TABLE / 16, tenant_rate, 60000, tenant_rate);
     gw->sites_json = sites_json(gw->chain);
-    if (!gw->rate_ip || !gw->rate_phone || !gw->rate_tenant || !gw->sites_json || gw_store_init(gw) != 0) {
+    if (!gw->rate_ip || !gw->rate_phone || !gw->rate_tenant || !gw->sites_json ||
+        gw_store_init(gw) != 0) {
         cw_error("gateway.setup_failed", "reason=\"out of memory\"");
         return -1;
     }
@@ -333,15 +348,17 @@ static int setup(struct gw *gw, cw_service *s)
                         metric_inflight, gw, NULL);
     gw->cases_accepted = cw_metrics_counter(m, "casewire_gateway_cases_accepted_total",
                                             "cases answered 202 after Kafka confirmed them", NULL);
-    gw->events_accepted = cw_metrics_counter(m, "casewire_gateway_events_accepted_total",
-                                             "case events answered 202 after Kafka confirmed them", NULL);
-    gw->unconfirmed = cw_metrics_counter(m, "casewire_gateway_unconfirmed_total",
-                                         "writes answered 503 because Kafka or Redis did not confirm in time",
-                                         NULL);
+    gw->events_accepted =
+        cw_metrics_counter(m, "casewire_gateway_events_accepted_total",
+                           "case events answered 202 after Kafka confirmed them", NULL);
+    gw->unconfirmed = cw_metrics_counter(
+        m, "casewire_gateway_unconfirmed_total",
+        "writes answered 503 because Kafka or Redis did not confirm in time", NULL);
     static const char *const limits[] = {"ip", "phone", "tenant"};
     for (int i = 0; i < 3; i++)
-        gw->rate_limited[i] = cw_metrics_counter(m, "casewire_gateway_rate_limited_total",
-                                                 "requests answered 429, by limit", "limit", limits[i], NULL);
+        gw->rate_limited[i] =
+            cw_metrics_counter(m, "casewire_gateway_rate_limited_total",
+                               "requests answered 429, by limit", "limit", limits[i], NULL);
     cw_httpd_set_handler(cw_service_httpd(s), handle, gw);
     cw_shutdown_add(cw_service_shutdown(s), CW_STAGE_DRAIN, "gateway-requests", NULL, drained, gw);
     return 0;

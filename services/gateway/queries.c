@@ -19,7 +19,8 @@
 #define LOOKUP_WINDOW_S "3600"
 #define LIST_SCAN_CAP "2000"
 
-static void set_time(struct gw *gw, json_t *obj, const char *key, const struct cw_site *site, const char *ms)
+static void set_time(struct gw *gw, json_t *obj, const char *key, const struct cw_site *site,
+                     const char *ms)
 {
     if (!ms || !*ms) return;
     char buf[48];
@@ -99,7 +100,8 @@ static long long parse_time(const char *s)
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6) return -1;
     const char *p = s + n;
     if (*p == '.')
-        for (p++; isdigit((unsigned char)*p); p++) {}
+        for (p++; isdigit((unsigned char)*p); p++) {
+        }
     int off = 0;
     if (*p == 'Z' && !p[1]) {
         off = 0;
@@ -131,8 +133,8 @@ static void listed(struct gw_req *r, const redisReply *reply, const char *err)
     json_t *cases = json_array();
     for (size_t i = 1; i + 7 <= reply->elements; i += 7) {
         json_t *c = json_pack("{s:s,s:s,s:s,s:s}", "case_id", gw_reply_str(reply, i), "case_no",
-                              gw_reply_str(reply, i + 1), "status", gw_reply_str(reply, i + 2), "channel",
-                              gw_reply_str(reply, i + 3));
+                              gw_reply_str(reply, i + 1), "status", gw_reply_str(reply, i + 2),
+                              "channel", gw_reply_str(reply, i + 3));
         if (!c) continue;
         set_time(r->gw, c, "received_at", site, gw_reply_str(reply, i + 4));
         set_time(r->gw, c, "reply_by", site, gw_reply_str(reply, i + 5));
@@ -239,7 +241,8 @@ static void got(struct gw_req *r, const redisReply *reply, const char *err)
     set_time(r->gw, o, "received_at", site, gw_reply_str(reply, 4));
     set_time(r->gw, o, "reply_by", site, gw_reply_str(reply, 5));
     set_time(r->gw, o, "updated_at", site, gw_reply_str(reply, 6));
-    if (*gw_reply_str(reply, 10)) json_object_set_new(o, "followup", json_string(gw_reply_str(reply, 10)));
+    if (*gw_reply_str(reply, 10))
+        json_object_set_new(o, "followup", json_string(gw_reply_str(reply, 10)));
     gw_reply(r, 200, o);
 }
 

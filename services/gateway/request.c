@@ -137,14 +137,16 @@ void gw_reply(struct gw_req *r, int status, json_t *body)
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) {
-        gw_reply_raw(r, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 55);
+        gw_reply_raw(r, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
+                     55);
         return;
     }
     gw_reply_raw(r, status, s, strlen(s));
     free(s);
 }
 
-void gw_error(struct gw_req *r, int status, const char *code, const char *message, const char *field)
+void gw_error(struct gw_req *r, int status, const char *code, const char *message,
+              const char *field)
 {
     gw_reply(r, status,
              json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message", message, "field",

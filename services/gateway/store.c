@@ -28,27 +28,34 @@
 
 /* Shared by intake and events: look at an existing idempotency record. Returns a reply table
  * when the script must stop here, nil to go on. The record's ids field is "a b c ...". */
-#define IDEM_PRELUDE                                                                              \
-    "local now = tonumber(ARGV[2])\n"                                                             \
-    "local idem = KEYS[1]\n"                                                                      \
-    "if idem ~= '' then\n"                                                                        \
-    "  local r = redis.call('HMGET', idem, 'sha', 'state', 'lease', 'ids', 'response')\n"        \
-    "  if r[1] then\n"                                                                            \
-    "    if r[1] ~= ARGV[1] then return {'conflict'} end\n"                                      \
-    "    if r[2] == 'done' then return {'done', r[5]} end\n"                                     \
-    "    local lease = tonumber(r[3])\n"                                                          \
-    "    if lease > now then return {'busy', tostring(lease - now)} end\n"                       \
-    "    redis.call('HSET', idem, 'lease', now + tonumber(ARGV[3]))\n"                           \
-    "    return {'retry', r[4]}\n"                                                                \
-    "  end\n"                                                                                     \
+#define IDEM_PRELUDE                                                                               \
+    "local now = tonumber(ARGV[2])\n"                                                              \
+    "local idem = KEYS[1]\n"                                                                       \
+    "if idem ~= '' then\n"                                                                         \
+    "  local r = redis.call('HMGET', idem, 'sha', 'state', 'lease', 'ids', 'response')\n"          \
+    "  if r[1] then\n"                                                                             \
+    "    if r[1] ~= ARGV[1] then return {'conflict'} end\n"                                        \
+    "    if r[2] == 'done' then return {'done', r[5]} end\n"                                       \
+    "    local lease = tonumber(r[3])\n"                                                           \
+    "    if lease > now then return {'busy', tostring(lease - now)} end\n"                         \
+    "    redis.call('HSET', idem, 'lease', now + tonumber(ARGV[3]))\n"                             \
+    "    return {'retry', r[4]}\n"                                                                 \
+    "  end\n"                                                                                      \
+    "end\n"
+
+/* After the checks: a new idempotency record, pending, holding the ids given out (`ids`). */
+#define IDEM_RESERVE                                                                               \
+    "if idem ~= '' then\n"                                                                         \
+    "  redis.call('HSET', idem, 'sha', ARGV[1], 'state', 'pending',\n"                             \
+    "    'lease', now + tonumber(ARGV[3]), 'ids', ids)\n"                                          \
+    "  redis.call('EXPIRE', idem, ARGV[4])\n"                                                      \
     "end\n"
 
 /* KEYS: idem ('' none), seq. ARGV: 1 body sha, 2 now ms, 3 lease ms, 4 ttl s, 5 case id,
  * 6 event id, 7 reply_by ms, 8 site, 9 yymmdd, 10 tenant, 11 channel, 12 phone last 4 digits,
  * 13 view json, 14 seq ttl s. Returns {'new'|'retry', "case_id event_id case_no reply_by"},
  * {'done', response}, {'conflict'}, {'busy', ms}. */
-static const char intake_lua[] =
-    IDEM_PRELUDE
+static const char intake_lua[] = IDEM_PRELUDE
     "local seq = redis.call('INCR', KEYS[2])\n"
     "if seq == 1 then redis.call('EXPIRE', KEYS[2], ARGV[14]) end\n"
     "local case_no = string.format('%s-%s-%04d', ARGV[8], ARGV[9], seq)\n"
@@ -59,12 +66,7 @@ static const char intake_lua[] =
     "  'channel', ARGV[11], 'status', 'pending', 'created_ms', now, 'updated_ms', now,\n"
     "  'reply_by_ms', ARGV[7], 'phone_check', check, 'view', ARGV[13])\n"
     "redis.call('EXPIRE', ck, ARGV[4])\n"
-    "local ids = ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. case_no .. ' ' .. ARGV[7]\n"
-    "if idem ~= '' then\n"
-    "  redis.call('HSET', idem, 'sha', ARGV[1], 'state', 'pending', 'lease', now + tonumber(ARGV[3]),\n"
-    "    'ids', ids)\n"
-    "  redis.call('EXPIRE', idem, ARGV[4])\n"
-    "end\n"
+    "local ids = ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. case_no .. ' ' .. ARGV[7]\n" IDEM_RESERVE
     "return {'new', ids}\n";
 
 /* KEYS: idem ('' none). ARGV: 1 case id, 2 response json. */
@@ -92,14 +94,14 @@ static const char release_lua[] =
  * 6 site the caller may act on ('' any), 7 tenant the caller is ('' not a tenant), 8 action,
  * 9 new event id, 10 outcome. Returns {'new'|'retry', "case_id event_id case_no site tenant
  * status"}, {'done', response}, {'not_found'}, {'invalid', status}, {'conflict'}, {'busy'}. */
-static const char event_lua[] =
-    IDEM_PRELUDE
+static const char event_lua[] = IDEM_PRELUDE
     "local id = ARGV[5]\n"
     "if string.find(id, '-', 1, true) then\n"
     "  id = redis.call('GET', 'cw:caseno:' .. id)\n"
     "  if not id then return {'not_found'} end\n"
     "end\n"
-    "local r = redis.call('HMGET', 'cw:case:' .. id, 'status', 'site', 'tenant', 'case_no', 'followup')\n"
+    "local r = redis.call('HMGET', 'cw:case:' .. id, 'status', 'site', 'tenant', 'case_no', "
+    "'followup')\n"
     "local st = r[1]\n"
     "if not st or st == 'pending' then return {'not_found'} end\n"
     "if ARGV[7] ~= '' and r[3] ~= ARGV[7] then return {'not_found'} end\n"
@@ -114,16 +116,12 @@ static const char event_lua[] =
     "elseif a == 'followup' then ok = st == 'resolved'\n"
     "elseif a == 'close' then\n"
     "  ok = st == 'resolved' and (r[5] == 'satisfied' or r[5] == 'unreachable')\n"
-    "  if st == 'resolved' and not ok then return {'invalid', 'resolved, without a follow-up outcome'} end\n"
+    "  if st == 'resolved' and not ok then return {'invalid', 'resolved, without a follow-up "
+    "outcome'} end\n"
     "end\n"
     "if not ok then return {'invalid', st} end\n"
-    "local ids = id .. ' ' .. ARGV[9] .. ' ' .. r[4] .. ' ' .. r[2] .. ' ' .. (r[3] ~= '' and r[3] or '-') .. ' ' .. st\n"
-    "if idem ~= '' then\n"
-    "  redis.call('HSET', idem, 'sha', ARGV[1], 'state', 'pending', 'lease', now + tonumber(ARGV[3]),\n"
-    "    'ids', ids)\n"
-    "  redis.call('EXPIRE', idem, ARGV[4])\n"
-    "end\n"
-    "return {'new', ids}\n";
+    "local ids = id .. ' ' .. ARGV[9] .. ' ' .. r[4] .. ' ' .. r[2] .. ' ' .. (r[3] ~= '' and r[3] "
+    "or '-') .. ' ' .. st\n" IDEM_RESERVE "return {'new', ids}\n";
 
 /* KEYS: idem ('' none). ARGV: 1 case id, 2 action, 3 outcome, 4 now, 5 new status ('' same),
  * 6 response. */
@@ -162,7 +160,8 @@ static const char list_lua[] =
     "local offset, scanned, n = 0, 0, 0\n"
     "local last_id, last_sc = nil, nil\n"
     "while n < limit and scanned < cap do\n"
-    "  local b = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', offset, 100)\n"
+    "  local b = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', "
+    "offset, 100)\n"
     "  if #b == 0 then last_id = nil break end\n"
     "  offset = offset + #b / 2\n"
     "  for i = 1, #b, 2 do\n"
@@ -173,14 +172,16 @@ static const char list_lua[] =
     "      local r = redis.call('HMGET', 'cw:case:' .. id, 'case_no', 'status', 'channel',\n"
     "        'created_ms', 'reply_by_ms', 'updated_ms')\n"
     "      if r[2] and (ARGV[5] == '' or string.find(ARGV[5], ',' .. r[2] .. ',', 1, true)) then\n"
-    "        for _, v in ipairs({id, r[1], r[2], r[3], r[4], r[5], r[6]}) do out[#out + 1] = v end\n"
+    "        for _, v in ipairs({id, r[1], r[2], r[3], r[4], r[5], r[6]}) do out[#out + 1] = v "
+    "end\n"
     "        n = n + 1\n"
     "      end\n"
     "      if n >= limit or scanned >= cap then break end\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if last_id and (n >= limit or scanned >= cap) then out[1] = string.format('%d', last_sc) .. ':' .. last_id end\n"
+    "if last_id and (n >= limit or scanned >= cap) then out[1] = string.format('%d', last_sc) .. "
+    "':' .. last_id end\n"
     "return out\n";
 
 /* ARGV: 1 case id or number. Returns the case's fields or {}. */
@@ -190,16 +191,21 @@ static const char get_lua[] =
     "  id = redis.call('GET', 'cw:caseno:' .. id)\n"
     "  if not id then return {} end\n"
     "end\n"
-    "local r = redis.call('HMGET', 'cw:case:' .. id, 'case_no', 'status', 'channel', 'created_ms',\n"
+    "local r = redis.call('HMGET', 'cw:case:' .. id, 'case_no', 'status', 'channel', "
+    "'created_ms',\n"
     "  'reply_by_ms', 'updated_ms', 'tenant', 'site', 'view', 'followup')\n"
     "if not r[2] or r[2] == 'pending' then return {} end\n"
     "return {id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10] or ''}\n";
 
 static const char *const sources[GW_S__COUNT] = {
-    [GW_S_INTAKE] = intake_lua, [GW_S_INTAKE_COMMIT] = intake_commit_lua,
-    [GW_S_RELEASE] = release_lua, [GW_S_EVENT] = event_lua,
-    [GW_S_EVENT_COMMIT] = event_commit_lua, [GW_S_LOOKUP] = lookup_lua,
-    [GW_S_LIST] = list_lua, [GW_S_GET] = get_lua,
+    [GW_S_INTAKE] = intake_lua,
+    [GW_S_INTAKE_COMMIT] = intake_commit_lua,
+    [GW_S_RELEASE] = release_lua,
+    [GW_S_EVENT] = event_lua,
+    [GW_S_EVENT_COMMIT] = event_commit_lua,
+    [GW_S_LOOKUP] = lookup_lua,
+    [GW_S_LIST] = list_lua,
+    [GW_S_GET] = get_lua,
 };
 
 int gw_store_init(struct gw *gw)
@@ -229,7 +235,8 @@ int gw_store_run(struct gw_req *r, enum gw_script s, int nkeys, int argc, const 
     struct call *c = malloc(sizeof *c);
     if (!c) return CW_REDIS_NO_MEMORY;
     *c = (struct call){r, cb};
-    int rc = cw_redis_script_run(r->gw->redis, r->gw->scripts[s], on_reply, c, nkeys, argc, argv, NULL);
+    int rc =
+        cw_redis_script_run(r->gw->redis, r->gw->scripts[s], on_reply, c, nkeys, argc, argv, NULL);
     if (rc != 0) {
         free(c);
         return rc;
@@ -265,5 +272,60 @@ void gw_store_idem_key(struct gw_req *r, const char *header_value)
                       : r->client == GW_TENANT ? r->tenant->id
                                                : "-";
     snprintf(r->idem_key, sizeof r->idem_key, "cw:idem:%c:%s:%s",
-             r->client == GW_STAFF ? 's' : r->client == GW_TENANT ? 't' : 'p', who, hex);
+             r->client == GW_STAFF    ? 's'
+             : r->client == GW_TENANT ? 't'
+                                      : 'p',
+             who, hex);
+}
+
+bool gw_store_idem_answer(struct gw_req *r, const redisReply *reply, const char *what)
+{
+    const char *status = gw_reply_str(reply, 0);
+    if (strcmp(status, "conflict") == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "this Idempotency-Key was used with a different body; use a new key for a new %s",
+                 what);
+        gw_error(r, 409, "idempotency_conflict", msg, NULL);
+        return true;
+    }
+    if (strcmp(status, "busy") == 0) {
+        gw_error_retry(
+            r, 409, "request_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly", 1);
+        return true;
+    }
+    if (strcmp(status, "done") == 0) {
+        const char *resp = gw_reply_str(reply, 1);
+        gw_reply_raw(r, 202, resp, strlen(resp));
+        return true;
+    }
+    return false;
+}
+
+static void released(struct gw_req *r, const redisReply *reply, const char *err)
+{
+    (void)reply;
+    if (err) cw_warn("gateway.release_failed", "request_id=%s error=\"%s\"", r->request_id, err);
+}
+
+void gw_store_release(struct gw_req *r)
+{
+    if (!r->idem_key[0]) return;
+    const char *argv[] = {r->idem_key};
+    int rc = gw_store_run(r, GW_S_RELEASE, 1, 1, argv, released);
+    if (rc != 0)
+        cw_warn("gateway.release_failed", "request_id=%s error=\"%s\"", r->request_id,
+                cw_redis_strerror(rc));
+}
+
+void gw_store_unavailable(struct gw_req *r, int produce_result, const char *what)
+{
+    char msg[160];
+    if (produce_result == CW_PRODUCE_QUEUE_FULL)
+        snprintf(msg, sizeof msg, "too many writes in flight; retry shortly");
+    else
+        snprintf(msg, sizeof msg, "Kafka did not take the %s; retry with the same Idempotency-Key",
+                 what);
+    gw_error_retry(r, 503, "unavailable", msg, produce_result == CW_PRODUCE_QUEUE_FULL ? 1 : 2);
 }

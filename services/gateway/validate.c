@@ -12,9 +12,9 @@
 #include "gateway.h"
 
 /* Never accepted from a client: the server decides them. */
-static const char *const server_owned[] = {"case_id", "case_no", "status",     "assignee",
-                                           "tenant",  "recorded_by", "reply_by", "reply_by_ms",
-                                           "created_at", "event_id", NULL};
+static const char *const server_owned[] = {"case_id",    "case_no",     "status",   "assignee",
+                                           "tenant",     "recorded_by", "reply_by", "reply_by_ms",
+                                           "created_at", "event_id",    NULL};
 
 int gw_fail(struct gw_verr *e, const char *code, const char *field, const char *fmt, ...)
 {
@@ -64,7 +64,8 @@ int gw_check_keys(json_t *obj, const char *path, const char *const *allowed, str
     const char *key;
     json_t *v;
     char field[64];
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         if (listed(allowed, key)) continue;
         join(field, sizeof field, path, key);
         if (listed(server_owned, key) && !(path && *path))
@@ -110,7 +111,8 @@ int gw_get_string(json_t *obj, const char *key, const char *path, size_t max_cha
         if (required) return gw_fail(e, "validation_failed", field, "%s is required", field);
         return 0;
     }
-    if (!json_is_string(v)) return gw_fail(e, "validation_failed", field, "%s must be a string", field);
+    if (!json_is_string(v))
+        return gw_fail(e, "validation_failed", field, "%s must be a string", field);
     const char *s = json_string_value(v);
     if (strlen(s) != json_string_length(v))
         return gw_fail(e, "validation_failed", field, "%s must not contain NUL characters", field);
@@ -120,8 +122,8 @@ int gw_get_string(json_t *obj, const char *key, const char *path, size_t max_cha
     }
     size_t n = gw_utf8_chars(s);
     if (n > max_chars)
-        return gw_fail(e, "validation_failed", field, "%s is %zu characters long; at most %zu are accepted",
-                       field, n, max_chars);
+        return gw_fail(e, "validation_failed", field,
+                       "%s is %zu characters long; at most %zu are accepted", field, n, max_chars);
     *out = s;
     return 0;
 }
@@ -133,7 +135,8 @@ int gw_get_bool(json_t *obj, const char *key, const char *path, int *out, struct
     json_t *v = obj ? json_object_get(obj, key) : NULL;
     *out = 0;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_boolean(v)) return gw_fail(e, "validation_failed", field, "%s must be true or false", field);
+    if (!json_is_boolean(v))
+        return gw_fail(e, "validation_failed", field, "%s must be true or false", field);
     *out = json_is_true(v);
     return 0;
 }

@@ -77,8 +77,8 @@ START_TEST(text_limits_count_characters_not_bytes)
 {
     ck_assert_uint_eq(gw_utf8_chars("保温杯漏水"), 5);
     ck_assert_uint_eq(gw_utf8_chars("abc"), 3);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:i}", "ok", "保温杯", "long", "保温杯漏水", "blank", "  \t",
-                          "num", 5);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:i}", "ok", "保温杯", "long", "保温杯漏水", "blank",
+                          "  \t", "num", 5);
     struct gw_verr e = {0};
     const char *s;
     ck_assert_int_eq(gw_get_string(o, "ok", "", 3, true, &s, &e), 0);
