@@ -136,15 +136,19 @@ static void conn_expired(evutil_socket_t fd, short what, void *arg)
     if (sock >= 0) shutdown(sock, SHUT_RDWR);
 }
 
-static void conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+static void arm_deadline(struct conn *c)
 {
-    (void)buf;
-    struct conn *c = arg;
-    if (info->n_added == 0 || c->reading) return;
     struct timeval tv = {(time_t)(c->h->request_timeout_ms / 1000),
                          (suseconds_t)(c->h->request_timeout_ms % 1000) * 1000};
     evtimer_add(c->deadline, &tv);
     c->reading = true;
+}
+
+static void conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct conn *c = arg;
+    if (info->n_added > 0 && !c->reading) arm_deadline(c);
 }
 
 /* evhttp sets its connection as the bufferevent's callback argument; when it could not set
@@ -224,6 +228,16 @@ static int size_buckets(cw_httpd *h)
     return 0;
 }
 
+/* The answer has been written. Bytes of the next request that arrived with this one (in the
+ * same read) were already in the input buffer when it was read, so conn_input saw no new
+ * bytes for them: its deadline starts now, from the previous answer. */
+static void request_answered(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    struct conn *c = arg;
+    if (!c->reading && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) arm_deadline(c);
+}
+
 static void request_read(cw_httpd *h, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -232,6 +246,7 @@ static void request_read(cw_httpd *h, struct evhttp_request *req)
     if (!c) return;
     evtimer_del(c->deadline);
     c->reading = false;
+    evhttp_request_set_on_complete_cb(req, request_answered, c);
 }
 
 void cw_httpd_reply_json(struct evhttp_request *req, int code, const char *json)

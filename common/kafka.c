@@ -162,6 +162,8 @@ static rd_kafka_conf_t *kbase_conf(struct kbase *kb, const struct cw_kafka_optio
         /* Small requests (one case, one delivery report) must not wait for the peer's delayed
          * ACK: with Nagle on, every produce after the first waits up to 40 ms. */
         conf_set(conf, "socket.nagle.disable", "true", err, errlen) ||
+        /* back within a second of a broker coming back, not librdkafka's default 10 s */
+        conf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen) ||
         conf_set_extra(conf, opt->extra, err, errlen))
         goto fail;
     rd_kafka_conf_set_opaque(conf, kb);
