@@ -34,10 +34,13 @@ LIBCOMMON  = $(BUILD)/libcasewire.a
 BINS       = $(patsubst %,$(BUILD)/bin/casewire-%,$(SERVICES))
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BINS  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-ITEST_SRC  = $(wildcard tests/integration/*.c)
-ITEST_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRC))
-BENCH_SRC  = $(wildcard bench/*.c)
-BENCH_BINS = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# Test and bench programs: one file (bench/hello.c) or a folder of files (bench/loadgen/*.c).
+programs   = $(sort $(patsubst $(1)/%.c,%,$(wildcard $(1)/*.c)) \
+                   $(patsubst $(1)/%/,%,$(dir $(wildcard $(1)/*/*.c))))
+ITEST_NAMES = $(call programs,tests/integration)
+ITEST_BINS = $(patsubst %,$(BUILD)/itests/%,$(ITEST_NAMES))
+BENCH_NAMES = $(call programs,bench)
+BENCH_BINS = $(patsubst %,$(BUILD)/benches/%,$(BENCH_NAMES))
 DEPS_OK    = $(BUILD)/.deps-ok
 
 .PHONY: all deps run test unit integration bench docs format format-check clean
@@ -86,13 +89,14 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
 
-$(BUILD)/itests/%: $(BUILD)/tests/integration/%.o $(LIBCOMMON)
-	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) -lm
-
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
-	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) -lm
+# $(1) source folder, $(2) program, $(3) output folder under $(BUILD)
+define PROGRAM_RULE
+$(BUILD)/$(3)/$(2): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/$(2).c $(1)/$(2)/*.c)) $(LIBCOMMON)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBCOMMON) $$(PKG_LIBS) -lm
+endef
+$(foreach p,$(ITEST_NAMES),$(eval $(call PROGRAM_RULE,tests/integration,$(p),itests)))
+$(foreach p,$(BENCH_NAMES),$(eval $(call PROGRAM_RULE,bench,$(p),benches)))
 
 # The OpenAPI document is served by the gateway from its own binary: always the one it was built with.
 $(BUILD)/gen/openapi.c: docs/openapi.json scripts/embed.sh
@@ -124,9 +128,9 @@ docs: $(BUILD)/bin/casewire-gateway
 	$(BUILD)/bin/casewire-gateway --config-doc > docs/configuration.md
 
 format:
-	clang-format -i $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch] bench/*.c)
+	clang-format -i $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch] tests/integration/*/*.[ch] bench/*.c bench/*/*.[ch])
 format-check:
-	clang-format --dry-run --Werror $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch] bench/*.c)
+	clang-format --dry-run --Werror $(COMMON_SRC) $(wildcard common/*.h services/*/*.[ch] tests/*/*.[ch] tests/integration/*/*.[ch] bench/*.c bench/*/*.[ch])
 
 clean:
 	rm -rf build build-san var/run

@@ -2,7 +2,7 @@
 # One gateway process against the devbroker and Redis on this machine, and in the same run a
 # bare libevent "hello" server as the ceiling (bench/hello.c: what one libevent process here
 # can answer when its handler does nothing). Keep-alive clients post ~1 KiB complaints with
-# Chinese text (bench/loadgen.c), each with its own phone number and Idempotency-Key; rate
+# Chinese text (bench/loadgen/), each with its own phone number and Idempotency-Key; rate
 # limits are off. Each of BENCH_RUNS runs measures, in this order:
 #   1. closed loop vs the gateway: accepted cases/s (202s per second);
 #   2. closed loop vs hello, same connections and duration: the ceiling;
@@ -19,7 +19,7 @@ open_conns=${BENCH_GATEWAY_OPEN_CONNECTIONS:-256}
 secs=${BENCH_GATEWAY_SECONDS:-10}
 warmup=${BENCH_GATEWAY_WARMUP:-2}
 rate=${BENCH_GATEWAY_RATE:-10000}
-lg="$CW_BUILD/bench/loadgen" hello="$CW_BUILD/bench/hello" gw="$CW_BUILD/bin/casewire-gateway"
+lg="$CW_BUILD/benches/loadgen" hello="$CW_BUILD/benches/hello" gw="$CW_BUILD/bin/casewire-gateway"
 for b in "$lg" "$hello" "$gw"; do
   [ -x "$b" ] || { echo "missing $b: build it first (make bench)"; exit 1; }
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fault injection against a real casewire-gateway, devbroker and Redis, with real HTTP clients
-# (gwload.c):
+# (gwload/):
 #   1. durability: 5,000 cases from 4 retrying clients while the gateway is killed with
 #      SIGKILL and restarted on the same port 3 times: every 202 is on Kafka, exactly one case
 #      per Idempotency-Key, every key accepted in the end;
