@@ -9,13 +9,12 @@ const size_t cw_topics_count = sizeof cw_topics / sizeof cw_topics[0];
 
 static char *or_empty(const char *s) { return (char *)(s ? s : ""); }
 
-int cw_event_meta_init(cw_event_meta *meta, struct cw_event_ids *ids, const char *producer,
-                       const char *case_id, const char *site_id, const char *tenant_id,
-                       const char *causation_id)
+void cw_event_meta_init_as(cw_event_meta *meta, const char *event_id, const char *producer,
+                           const char *case_id, const char *site_id, const char *tenant_id,
+                           const char *causation_id)
 {
     casewire__v1__event_meta__init(meta);
-    if (cw_ulid_new(ids->event_id) != 0) return -1;
-    meta->event_id = ids->event_id;
+    meta->event_id = or_empty(event_id);
     meta->case_id = or_empty(case_id);
     meta->site_id = or_empty(site_id);
     meta->tenant_id = or_empty(tenant_id);
@@ -23,6 +22,14 @@ int cw_event_meta_init(cw_event_meta *meta, struct cw_event_ids *ids, const char
     meta->schema_version = CASEWIRE__V1__SCHEMA_VERSION__SCHEMA_VERSION_CURRENT;
     meta->producer = or_empty(producer);
     meta->causation_id = or_empty(causation_id);
+}
+
+int cw_event_meta_init(cw_event_meta *meta, struct cw_event_ids *ids, const char *producer,
+                       const char *case_id, const char *site_id, const char *tenant_id,
+                       const char *causation_id)
+{
+    if (cw_ulid_new(ids->event_id) != 0) return -1;
+    cw_event_meta_init_as(meta, ids->event_id, producer, case_id, site_id, tenant_id, causation_id);
     return 0;
 }
 
@@ -37,7 +44,8 @@ size_t cw_event_pack(const cw_envelope *env, uint8_t **out)
 cw_envelope *cw_event_unpack(const void *data, size_t len, char *err, size_t errlen)
 {
     if (len > CW_EVENT_MAX_BYTES) {
-        snprintf(err, errlen, "event of %zu bytes is over the %d byte limit", len, CW_EVENT_MAX_BYTES);
+        snprintf(err, errlen, "event of %zu bytes is over the %d byte limit", len,
+                 CW_EVENT_MAX_BYTES);
         return NULL;
     }
     cw_envelope *env = casewire__v1__envelope__unpack(NULL, len, data);

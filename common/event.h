@@ -12,9 +12,9 @@
 #include "casewire.pb-c.h"
 #include "ids.h"
 
-#define CW_TOPIC_INTAKE "casewire.intake.v1"                 /* CaseSubmitted */
-#define CW_TOPIC_CASES "casewire.cases.v1"                   /* CaseRouted, CaseEvent, DeadlineFired */
-#define CW_TOPIC_NOTIFY "casewire.notify.v1"                 /* NotificationTask */
+#define CW_TOPIC_INTAKE "casewire.intake.v1" /* CaseSubmitted */
+#define CW_TOPIC_CASES "casewire.cases.v1"   /* CaseRouted, CaseEvent, DeadlineFired */
+#define CW_TOPIC_NOTIFY "casewire.notify.v1" /* NotificationTask */
 #define CW_TOPIC_NOTIFY_RESULTS "casewire.notify-results.v1" /* NotificationResult */
 #define CW_TOPIC_NOTIFY_DLQ "casewire.notify-dlq.v1"         /* NotificationTask that gave up */
 
@@ -38,6 +38,10 @@ struct cw_event_ids {
 int cw_event_meta_init(cw_event_meta *meta, struct cw_event_ids *ids, const char *producer,
                        const char *case_id, const char *site_id, const char *tenant_id,
                        const char *causation_id);
+/* The same with an event id the caller already has: a retry re-sends the same event. */
+void cw_event_meta_init_as(cw_event_meta *meta, const char *event_id, const char *producer,
+                           const char *case_id, const char *site_id, const char *tenant_id,
+                           const char *causation_id);
 
 /* Packs into a malloc'd buffer; returns its length, or 0 on failure. */
 size_t cw_event_pack(const cw_envelope *env, uint8_t **out);

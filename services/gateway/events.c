@@ -137,7 +137,10 @@ static void committed(struct gw_req *r, const redisReply *reply, const char *err
         cw_warn("event.commit_failed", "request_id=%s case_id=%s error=\"%s\"", r->request_id,
                 ev->case_id, err);
     cw_metric_add(r->gw->events_accepted, 1);
-    gw_reply(r, 202, response(ev));
+    if (r->answer)
+        gw_reply_raw(r, 202, r->answer, strlen(r->answer));
+    else
+        gw_reply(r, 202, response(ev));
 }
 
 static void delivered(void *opaque, int error, const char *errstr)
@@ -158,15 +161,18 @@ static void delivered(void *opaque, int error, const char *errstr)
             : r->tenant ? r->tenant->id
                         : "-");
     json_t *resp = response(ev);
-    char *rs = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+    r->answer = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
     json_decref(resp);
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
-    const char *argv[] = {
-        r->idem_key, ev->case_id,    ev->def->name, ev->outcome_name ? ev->outcome_name : "",
-        now,         ev->new_status, rs ? rs : "{}"};
+    const char *argv[] = {r->idem_key,
+                          ev->case_id,
+                          ev->def->name,
+                          ev->outcome_name ? ev->outcome_name : "",
+                          now,
+                          ev->new_status,
+                          r->answer ? r->answer : "{}"};
     int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 7, argv, committed);
-    free(rs);
     if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
     gw_req_release(r);
 }
@@ -176,12 +182,9 @@ static int produce(struct gw_req *r)
     struct ev *ev = r->op;
     Casewire__V1__Envelope env = CASEWIRE__V1__ENVELOPE__INIT;
     Casewire__V1__EventMeta meta;
-    struct cw_event_ids ids;
     Casewire__V1__CaseEvent ce = CASEWIRE__V1__CASE_EVENT__INIT;
-    if (cw_event_meta_init(&meta, &ids, "gateway", ev->case_id, ev->site,
-                           strcmp(ev->tenant, "-") ? ev->tenant : NULL, NULL) != 0)
-        return CW_PRODUCE_FAILED;
-    meta.event_id = ev->event_id;
+    cw_event_meta_init_as(&meta, ev->event_id, "gateway", ev->case_id, ev->site,
+                          strcmp(ev->tenant, "-") ? ev->tenant : NULL, NULL);
     meta.request_id = r->request_id;
     env.meta = &meta;
     env.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT;

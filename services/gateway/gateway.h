@@ -107,6 +107,7 @@ struct gw_req {
     char body_sha[65];  /* SHA-256 of the raw body */
     char idem_key[192]; /* Redis key of the idempotency record, "" without Idempotency-Key */
     void *op;           /* the endpoint's own state */
+    char *answer;       /* the 202 body, built once: stored with the commit and sent */
     void (*op_free)(void *op);
 };
 

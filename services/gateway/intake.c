@@ -304,7 +304,10 @@ static void committed(struct gw_req *r, const redisReply *reply, const char *err
         cw_warn("intake.commit_failed", "request_id=%s case_id=%s error=\"%s\"", r->request_id,
                 in->case_id, err);
     cw_metric_add(r->gw->cases_accepted, 1);
-    gw_reply(r, 202, response(r->gw, in));
+    if (r->answer)
+        gw_reply_raw(r, 202, r->answer, strlen(r->answer));
+    else
+        gw_reply(r, 202, response(r->gw, in));
 }
 
 static void delivered(void *opaque, int error, const char *errstr)
@@ -322,11 +325,10 @@ static void delivered(void *opaque, int error, const char *errstr)
     cw_info("intake.accepted", "request_id=%s case_id=%s case_no=%s site=%s channel=%s",
             r->request_id, in->case_id, in->case_no, in->site->id, cw_channel_name(in->channel));
     json_t *resp = response(r->gw, in);
-    char *rs = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+    r->answer = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
     json_decref(resp);
-    const char *argv[] = {r->idem_key, in->case_id, rs ? rs : "{}"};
+    const char *argv[] = {r->idem_key, in->case_id, r->answer ? r->answer : "{}"};
     int rc = gw_store_run(r, GW_S_INTAKE_COMMIT, 1, 3, argv, committed);
-    free(rs);
     if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
     gw_req_release(r);
 }
@@ -336,15 +338,13 @@ static int produce(struct gw_req *r)
     struct intake *in = r->op;
     Casewire__V1__Envelope env = CASEWIRE__V1__ENVELOPE__INIT;
     Casewire__V1__EventMeta meta;
-    struct cw_event_ids ids;
     Casewire__V1__CaseSubmitted cs = CASEWIRE__V1__CASE_SUBMITTED__INIT;
     Casewire__V1__Person person = CASEWIRE__V1__PERSON__INIT;
     Casewire__V1__Location loc = CASEWIRE__V1__LOCATION__INIT;
     Casewire__V1__Purchase pur = CASEWIRE__V1__PURCHASE__INIT;
     const char *tenant = in->tenant ? in->tenant->id : NULL;
-    if (cw_event_meta_init(&meta, &ids, "gateway", in->case_id, in->site->id, tenant, NULL) != 0)
-        return -1;
-    meta.event_id = in->event_id; /* the same event on every retry */
+    /* the same event id on every retry */
+    cw_event_meta_init_as(&meta, in->event_id, "gateway", in->case_id, in->site->id, tenant, NULL);
     meta.occurred_ms = in->now_ms;
     meta.request_id = r->request_id;
     env.meta = &meta;

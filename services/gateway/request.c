@@ -83,6 +83,7 @@ void gw_req_release(struct gw_req *r)
     if (r->deadline) event_free(r->deadline);
     if (r->op_free) r->op_free(r->op);
     json_decref(r->body);
+    free(r->answer);
     r->gw->working--;
     free(r);
 }
