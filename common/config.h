@@ -32,7 +32,8 @@ enum cw_setting_type { CW_T_STRING, CW_T_INT, CW_T_MS, CW_T_BOOL };
     X(KAFKA_BROKERS, "kafka-brokers", "KAFKA_BROKERS", CW_T_STRING, "", 0, 0, CW_SVC_STACK, 0,         \
       "Kafka bootstrap servers, host:port[,host:port]")                                             \
     X(KAFKA_CONF, "kafka-conf", "CASEWIRE_KAFKA_CONF", CW_T_STRING, "", 0, 0, CW_SVC_STACK, 1,        \
-      "more librdkafka properties, key=value[,key=value] (TLS, SASL for real clusters)")            \
+      "more librdkafka properties, key=value[,key=value] (TLS, SASL; tuning such as linger.ms); "     \
+      "acks, idempotence, message timeout, group id and offset handling stay casewire's")           \
     X(KAFKA_DELIVERY_TIMEOUT, "kafka-delivery-timeout", "CASEWIRE_KAFKA_DELIVERY_TIMEOUT", CW_T_MS,   \
       "30s", 1000, 900000, CW_SVC_STACK, 0,                                                         \
       "give up on a produced message after this long (librdkafka message.timeout.ms)")              \

@@ -1,5 +1,7 @@
 #include "ids.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -20,10 +22,51 @@ int64_t cw_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Kernel randomness fetched a kilobyte at a time: one getrandom call per id was a tenth of
+ * the gateway's system calls, and OpenSSL's RAND_bytes asks getpid on every call instead.
+ * Per thread, and emptied in a forked child so that parent and child never hand out the same
+ * bytes. */
+static _Thread_local struct {
+    uint8_t buf[1024];
+    size_t left;
+} pool;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    explicit_bzero(pool.buf, sizeof pool.buf);
+    pool.left = 0;
+}
+
+static void pool_register(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
+
+static int random_bytes(uint8_t *out, size_t n)
+{
+    pthread_once(&pool_once, pool_register);
+    if (pool.left < n) {
+        size_t got = 0;
+        while (got < sizeof pool.buf) {
+            ssize_t k = getrandom(pool.buf + got, sizeof pool.buf - got, 0);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) return -1;
+            got += (size_t)k;
+        }
+        pool.left = sizeof pool.buf;
+    }
+    uint8_t *p = pool.buf + sizeof pool.buf - pool.left;
+    memcpy(out, p, n);
+    explicit_bzero(p, n); /* a byte handed out is not kept */
+    pool.left -= n;
+    return 0;
+}
+
 int cw_ulid_new(char out[CW_ULID_LEN + 1])
 {
     uint8_t rnd[10];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return -1;
+    if (random_bytes(rnd, sizeof rnd) != 0) return -1;
     uint64_t t = (uint64_t)cw_now_ms();
     /* 48-bit time in 10 characters (the first holds 3 bits). */
     for (int i = 9; i >= 0; i--) {

@@ -163,8 +163,7 @@ static rd_kafka_conf_t *kbase_conf(struct kbase *kb, const struct cw_kafka_optio
          * ACK: with Nagle on, every produce after the first waits up to 40 ms. */
         conf_set(conf, "socket.nagle.disable", "true", err, errlen) ||
         /* back within a second of a broker coming back, not librdkafka's default 10 s */
-        conf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen) ||
-        conf_set_extra(conf, opt->extra, err, errlen))
+        conf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen))
         goto fail;
     rd_kafka_conf_set_opaque(conf, kb);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -250,15 +249,18 @@ cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_opti
     char num[32];
     rd_kafka_conf_t *conf = kbase_conf(&p->kb, opt, err, errlen);
     if (!conf) goto fail;
+    /* Tuning first, then the operator's CASEWIRE_KAFKA_CONF (which may change any of it),
+     * then what the promises rest on, which it may not. */
+    snprintf(num, sizeof num, "%d", opt->linger_ms > 0 ? opt->linger_ms : 2);
+    if (conf_set(conf, "linger.ms", num, err, errlen) ||
+        conf_set_extra(conf, opt->extra, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
     snprintf(num, sizeof num, "%d", opt->delivery_timeout_ms > 0 ? opt->delivery_timeout_ms : 30000);
     if (conf_set(conf, "enable.idempotence", "true", err, errlen) ||
         conf_set(conf, "acks", "all", err, errlen) ||
         conf_set(conf, "message.timeout.ms", num, err, errlen)) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    snprintf(num, sizeof num, "%d", opt->linger_ms > 0 ? opt->linger_ms : 2);
-    if (conf_set(conf, "linger.ms", num, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
@@ -573,17 +575,19 @@ cw_consumer *cw_consumer_new(struct event_base *base, const struct cw_kafka_opti
     char num[32], e[256];
     rd_kafka_conf_t *conf = kbase_conf(&c->kb, opt, err, errlen);
     if (!conf) goto fail;
+    /* Tuning first, then the operator's CASEWIRE_KAFKA_CONF, then what no loss rests on. */
     snprintf(num, sizeof num, "%d", opt->session_timeout_ms > 0 ? opt->session_timeout_ms : 10000);
-    if (conf_set(conf, "group.id", copt->group_id, err, errlen) ||
-        conf_set(conf, "auto.offset.reset", "earliest", err, errlen) ||
-        conf_set(conf, "enable.auto.commit", "true", err, errlen) ||
+    if (conf_set(conf, "session.timeout.ms", num, err, errlen) ||
         conf_set(conf, "auto.commit.interval.ms", "1000", err, errlen) ||
-        /* Only offsets we store (effects durable) are committed. */
-        conf_set(conf, "enable.auto.offset.store", "false", err, errlen) ||
-        conf_set(conf, "session.timeout.ms", num, err, errlen) ||
         /* The development broker does not wake waiting fetches: keep the wait short. */
         conf_set(conf, "fetch.wait.max.ms", "10", err, errlen) ||
-        conf_set(conf, "queued.max.messages.kbytes", "16384", err, errlen)) {
+        conf_set(conf, "queued.max.messages.kbytes", "16384", err, errlen) ||
+        conf_set_extra(conf, opt->extra, err, errlen) ||
+        conf_set(conf, "group.id", copt->group_id, err, errlen) ||
+        conf_set(conf, "auto.offset.reset", "earliest", err, errlen) ||
+        conf_set(conf, "enable.auto.commit", "true", err, errlen) ||
+        /* Only offsets we store (effects durable) are committed. */
+        conf_set(conf, "enable.auto.offset.store", "false", err, errlen)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }

@@ -3,6 +3,8 @@
 #include "testing.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "event.h"
 
@@ -261,4 +263,39 @@ START_TEST(ulids_are_unique_sorted_and_timed)
 }
 END_TEST
 
-CW_TEST_MAIN("event", case_submitted_roundtrips, case_routed_roundtrips, case_event_deadline_task_result_roundtrip, unknown_fields_are_tolerated, unknown_enum_value_is_kept_not_fatal, bad_input_is_refused_with_a_reason, ulids_are_unique_sorted_and_timed)
+/* The random part comes from a pool refilled a kilobyte at a time: ids across many refills
+ * are all distinct, and a forked child does not hand out the ids its parent will. */
+static int cmp_ids(const void *a, const void *b) { return strcmp(a, b); }
+
+START_TEST(ulid_randomness_is_not_repeated_across_refills_or_fork)
+{
+    enum { N = 2000 }; /* 2000 ids x 10 bytes: about 20 refills */
+    static char ids[N + 1][CW_ULID_LEN + 1];
+    for (int i = 0; i < N; i++) ck_assert_int_eq(cw_ulid_new(ids[i]), 0);
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char child[CW_ULID_LEN + 1];
+        int ok = cw_ulid_new(child) == 0 && write(pipefd[1], child, CW_ULID_LEN) == CW_ULID_LEN;
+        _exit(ok ? 0 : 1);
+    }
+    char parent[CW_ULID_LEN + 1];
+    ck_assert_int_eq(cw_ulid_new(parent), 0);
+    ck_assert_int_eq(read(pipefd[0], ids[N], CW_ULID_LEN), CW_ULID_LEN);
+    ids[N][CW_ULID_LEN] = '\0';
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    /* Only the random part: ids made in the same millisecond share the time part. */
+    ck_assert_str_ne(ids[N] + 10, parent + 10);
+    for (int i = 0; i <= N; i++) memmove(ids[i], ids[i] + 10, CW_ULID_LEN - 10 + 1);
+    qsort(ids, N + 1, sizeof ids[0], cmp_ids);
+    for (int i = 1; i <= N; i++) ck_assert_str_ne(ids[i - 1], ids[i]);
+}
+END_TEST
+
+CW_TEST_MAIN("event", case_submitted_roundtrips, case_routed_roundtrips, case_event_deadline_task_result_roundtrip, unknown_fields_are_tolerated, unknown_enum_value_is_kept_not_fatal, bad_input_is_refused_with_a_reason, ulids_are_unique_sorted_and_timed, ulid_randomness_is_not_repeated_across_refills_or_fork)
