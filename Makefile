@@ -18,6 +18,9 @@ PKGS     = rdkafka libevent hiredis libprotobuf-c yaml-0.1 jansson libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CHECK_LIBS = $(shell pkg-config --libs check)
+# Only the router (and its tests) link Vectorscan, the portable Hyperscan.
+HS_CFLAGS  = $(shell pkg-config --cflags libhs)
+HS_LIBS    = $(shell pkg-config --libs libhs)
 
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers -g $(OPT) -D_GNU_SOURCE \
@@ -84,6 +87,16 @@ $(BUILD)/tests/test_gateway: $(BUILD)/tests/unit/test_gateway.o $(BUILD)/service
                               $(BUILD)/services/gateway/ratelimit.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+# The router's modules (Vectorscan), tested without its main.
+ROUTER_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/router/main.c,$(wildcard services/router/*.c)))
+$(BUILD)/services/router/%.o: CFLAGS += $(HS_CFLAGS)
+$(BUILD)/tests/unit/test_router.o $(BUILD)/tests/integration/classify_eval.o: CFLAGS += $(HS_CFLAGS) -Iservices/router
+$(BUILD)/bin/casewire-router $(BUILD)/itests/classify_eval: PKG_LIBS += $(HS_LIBS)
+$(BUILD)/itests/classify_eval: $(ROUTER_MODULES)
+$(BUILD)/tests/test_router: $(BUILD)/tests/unit/test_router.o $(ROUTER_MODULES) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(HS_LIBS) $(CHECK_LIBS) -lm
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 	@mkdir -p $(@D)

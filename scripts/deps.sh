@@ -13,6 +13,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler   # event schema (protoc-c generates C)
   libyaml-dev                      # chain configuration (YAML with line numbers)
   libjansson-dev                   # JSON (HTTP API, librdkafka statistics)
+  libvectorscan-dev                # router: every classification keyword in one pass over the text
   libssl-dev                       # SHA-1/SHA-256/HMAC (Lua script ids, credential hashes)
   check                            # unit-test framework
   redis-server                     # Redis for `make run` and the integration tests

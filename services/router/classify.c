@@ -1,0 +1,325 @@
+#include "classify.h"
+
+#include <hs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "casewire.pb-c.h"
+#include "domain.h"
+
+/* One compiled keyword or regex: the rule it belongs to and its text in the chain. */
+struct expr {
+    unsigned rule;
+    const char *source;
+};
+
+struct rt_classifier {
+    const cw_chain *chain;
+    size_t nrules;
+    const struct cw_rule **rules; /* evaluation order */
+    struct expr *exprs;
+    size_t nexprs;
+    hs_database_t *db; /* NULL when the chain has no rules */
+    hs_scratch_t *scratch;
+    /* Per call: the first expression that matched each rule (NULL: none), and which rules
+     * were touched, so that resetting costs the matches, not the rule count. */
+    const char **hit;
+    unsigned *touched;
+    size_t ntouched;
+    char *folded; /* the text with full-width forms folded, RT_CLASSIFY_MAX_TEXT bytes */
+};
+
+static const char *const field_names[RT_FIELDS] = {"type", "category", "urgency", "validity",
+                                                   "department"};
+
+const char *rt_field_name(enum rt_field f) { return (unsigned)f < RT_FIELDS ? field_names[f] : ""; }
+
+static bool is_alnum(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+static bool is_alpha(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+/* A keyword as a Vectorscan expression (the header says why the boundaries). Every ASCII
+ * byte that is not a letter or digit is written \xHH, so no keyword can mean anything but
+ * itself. NULL when out of memory. */
+static char *keyword_expression(const char *kw)
+{
+    size_t n = strlen(kw);
+    char *out = malloc(4 * n + 32), *p = out;
+    if (!out) return NULL;
+    if (n && is_alnum((unsigned char)kw[0])) p += sprintf(p, "\\b");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)kw[i];
+        if (ch >= 0x80 || is_alnum(ch))
+            *p++ = (char)ch;
+        else
+            p += sprintf(p, "\\x%02x", ch);
+    }
+    unsigned char last = n ? (unsigned char)kw[n - 1] : 0;
+    if (is_alpha(last))
+        p += sprintf(p, "(?:s|es|ed|ing)?\\b");
+    else if (is_alnum(last))
+        p += sprintf(p, "\\b");
+    *p = '\0';
+    return out;
+}
+
+static size_t count_expressions(const cw_chain *chain)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cw_chain_rule_count(chain); i++) {
+        const struct cw_rule *r = cw_chain_rule_at(chain, i);
+        n += r->npatterns + r->nregex;
+    }
+    return n;
+}
+
+static int compile(rt_classifier *c, char *err, size_t errlen)
+{
+    const char **text = calloc(c->nexprs, sizeof *text);
+    char **owned = calloc(c->nexprs, sizeof *owned);
+    unsigned *flags = calloc(c->nexprs, sizeof *flags), *ids = calloc(c->nexprs, sizeof *ids);
+    int rc = -1;
+    if (!text || !owned || !flags || !ids) goto out_of_memory;
+    size_t e = 0;
+    for (size_t r = 0; r < c->nrules; r++) {
+        const struct cw_rule *rule = c->rules[r];
+        for (size_t i = 0; i < rule->npatterns; i++, e++) {
+            if (!(owned[e] = keyword_expression(rule->patterns[i]))) goto out_of_memory;
+            text[e] = owned[e];
+            c->exprs[e] = (struct expr){(unsigned)r, rule->patterns[i]};
+        }
+        for (size_t i = 0; i < rule->nregex; i++, e++) {
+            text[e] = rule->regex[i];
+            c->exprs[e] = (struct expr){(unsigned)r, rule->regex[i]};
+        }
+    }
+    for (size_t i = 0; i < c->nexprs; i++) {
+        /* One report per expression per scan is all the rules need. */
+        flags[i] = HS_FLAG_CASELESS | HS_FLAG_UTF8 | HS_FLAG_SINGLEMATCH;
+        ids[i] = (unsigned)i;
+    }
+    hs_compile_error_t *cerr = NULL;
+    if (hs_compile_multi(text, flags, ids, (unsigned)c->nexprs, HS_MODE_BLOCK, NULL, &c->db,
+                         &cerr) != HS_SUCCESS) {
+        if (cerr && cerr->expression >= 0 && (size_t)cerr->expression < c->nexprs) {
+            const struct expr *x = &c->exprs[cerr->expression];
+            snprintf(err, errlen, "classification rule %s: \"%s\": %s", c->rules[x->rule]->id,
+                     x->source, cerr->message);
+        } else
+            snprintf(err, errlen, "classification rules: %s", cerr ? cerr->message : "?");
+        hs_free_compile_error(cerr);
+        goto out;
+    }
+    if (hs_alloc_scratch(c->db, &c->scratch) != HS_SUCCESS) {
+        snprintf(err, errlen, "classification rules: cannot allocate scan space");
+        goto out;
+    }
+    rc = 0;
+    goto out;
+out_of_memory:
+    snprintf(err, errlen, "classification rules: out of memory");
+out:
+    for (size_t i = 0; owned && i < c->nexprs; i++) free(owned[i]);
+    free(owned);
+    free(text);
+    free(flags);
+    free(ids);
+    return rc;
+}
+
+rt_classifier *rt_classifier_new(const cw_chain *chain, char *err, size_t errlen)
+{
+    rt_classifier *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->chain = chain;
+    c->nrules = cw_chain_rule_count(chain);
+    c->nexprs = count_expressions(chain);
+    c->rules = calloc(c->nrules + 1, sizeof *c->rules);
+    c->exprs = calloc(c->nexprs + 1, sizeof *c->exprs);
+    c->hit = calloc(c->nrules + 1, sizeof *c->hit);
+    c->touched = calloc(c->nrules + 1, sizeof *c->touched);
+    c->folded = malloc(RT_CLASSIFY_MAX_TEXT);
+    if (!c->rules || !c->exprs || !c->hit || !c->touched || !c->folded) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < c->nrules; i++) c->rules[i] = cw_chain_rule_at(chain, i);
+    if (c->nexprs && compile(c, err, errlen) != 0) goto fail;
+    return c;
+fail:
+    rt_classifier_free(c);
+    return NULL;
+}
+
+void rt_classifier_free(rt_classifier *c)
+{
+    if (!c) return;
+    hs_free_scratch(c->scratch);
+    hs_free_database(c->db);
+    free(c->rules);
+    free(c->exprs);
+    free(c->hit);
+    free(c->touched);
+    free(c->folded);
+    free(c);
+}
+
+size_t rt_classifier_expressions(const rt_classifier *c) { return c ? c->nexprs : 0; }
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code
+ * points past U+10FFFF), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned char b = s[0];
+    if (b < 0x80) return 1;
+    size_t n = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 ? 2 : 0;
+    if (n == 0 || b > 0xf4 || n > left) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (b == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
+    if (b == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
+    if (b == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
+    if (b == 0xf4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
+    return n;
+}
+
+/* Copies at most RT_CLASSIFY_MAX_TEXT bytes of in (whole characters only) into c->folded,
+ * full-width ASCII forms (U+FF01..U+FF5E) and the ideographic space as ASCII. Returns the
+ * length, or -1 when in is not valid UTF-8. */
+static long fold(rt_classifier *c, const char *in, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        size_t n = utf8_seq(s + i, len - i);
+        if (n == 0) return -1;
+        if (o + n > RT_CLASSIFY_MAX_TEXT) break;
+        unsigned cp = n == 3 ? (unsigned)(s[i] & 0x0f) << 12 | (unsigned)(s[i + 1] & 0x3f) << 6 |
+                                   (s[i + 2] & 0x3f)
+                             : 0;
+        if (cp >= 0xff01 && cp <= 0xff5e)
+            c->folded[o++] = (char)(cp - 0xff01 + 0x21);
+        else if (cp == 0x3000)
+            c->folded[o++] = ' ';
+        else {
+            memcpy(c->folded + o, s + i, n);
+            o += n;
+        }
+        i += n;
+    }
+    return (long)o;
+}
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
+                    unsigned int flags, void *ctx)
+{
+    (void)from, (void)to, (void)flags;
+    rt_classifier *c = ctx;
+    const struct expr *x = &c->exprs[id];
+    /* Matches come in the order they end in the text: the rule keeps its first. */
+    if (!c->hit[x->rule]) {
+        c->hit[x->rule] = x->source;
+        c->touched[c->ntouched++] = x->rule;
+    }
+    return 0;
+}
+
+static bool site_listed(const struct cw_match *m, const struct cw_site *site)
+{
+    if (m->nsites == 0) return true;
+    for (size_t i = 0; i < m->nsites; i++)
+        if (m->sites[i] == site) return true;
+    return false;
+}
+
+static bool when_holds(const struct cw_rule *r, const struct rt_case_text *in)
+{
+    const struct cw_match *m = &r->when;
+    if (m->channels && !(m->channels & (1u << (unsigned)in->channel))) return false;
+    if (!site_listed(m, in->site)) return false;
+    if (m->tenant >= 0 && (m->tenant == 1) != in->has_tenant) return false;
+    return true;
+}
+
+static void decide(struct rt_verdict *v, enum rt_field f, int value, const char *rule_id,
+                   const char *matched)
+{
+    if (v->why[f].set) return;
+    v->why[f] = (struct rt_reason){rule_id, matched, value, true};
+}
+
+/* Each field the rule sets that no earlier rule decided. */
+static void apply_rule(struct rt_verdict *v, const struct cw_rule *r, const char *matched)
+{
+    if (r->set.type) decide(v, RT_TYPE, r->set.type, r->id, matched);
+    if (r->set.category) decide(v, RT_CATEGORY, r->set.category, r->id, matched);
+    if (r->set.urgency) decide(v, RT_URGENCY, r->set.urgency, r->id, matched);
+    if (r->set.validity) decide(v, RT_VALIDITY, r->set.validity, r->id, matched);
+    if (r->set.department_kind != CW_DEPT_UNSPECIFIED)
+        decide(v, RT_DEPARTMENT, (int)r->set.department_kind, r->id, matched);
+}
+
+/* Fields no rule set: the hints, the tenant's "stops trading", then the defaults. */
+static void fill_in(struct rt_verdict *v, const struct rt_case_text *in)
+{
+    if (in->type_hint > 0 && in->type_hint <= cw_vocab_max(CW_VOCAB_CASE_TYPE))
+        decide(v, RT_TYPE, in->type_hint, "hint", "");
+    if (in->category_hint > 0 && in->category_hint <= cw_vocab_max(CW_VOCAB_CATEGORY))
+        decide(v, RT_CATEGORY, in->category_hint, "hint", "");
+    /* A tenant that cannot trade is important whatever the words (domain.md); a rule may
+     * still have made it an emergency. */
+    if (in->stops_trading && (!v->why[RT_URGENCY].set ||
+                              v->why[RT_URGENCY].value < CASEWIRE__V1__URGENCY__URGENCY_IMPORTANT))
+        v->why[RT_URGENCY] =
+            (struct rt_reason){"stops_trading", "", CASEWIRE__V1__URGENCY__URGENCY_IMPORTANT, true};
+    decide(v, RT_TYPE, CASEWIRE__V1__CASE_TYPE__CASE_TYPE_COMPLAINT, "default", "");
+    decide(v, RT_CATEGORY, CASEWIRE__V1__CATEGORY__CATEGORY_OTHER, "default", "");
+    decide(v, RT_URGENCY, CASEWIRE__V1__URGENCY__URGENCY_GENERAL, "default", "");
+    decide(v, RT_VALIDITY, CASEWIRE__V1__VALIDITY__VALIDITY_VALID, "default", "");
+    v->type = v->why[RT_TYPE].value;
+    v->category = v->why[RT_CATEGORY].value;
+    v->urgency = v->why[RT_URGENCY].value;
+    v->validity = v->why[RT_VALIDITY].value;
+    v->department_kind = v->why[RT_DEPARTMENT].set ? (enum cw_dept_kind)v->why[RT_DEPARTMENT].value
+                                                   : CW_DEPT_UNSPECIFIED;
+}
+
+int rt_classify(rt_classifier *c, const struct rt_case_text *in, struct rt_verdict *out, char *err,
+                size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    long len = fold(c, in->text ? in->text : "", in->text ? in->len : 0);
+    if (len < 0) {
+        snprintf(err, errlen, "text is not valid UTF-8");
+        return -1;
+    }
+    c->ntouched = 0;
+    if (c->db && len > 0 &&
+        hs_scan(c->db, c->folded, (unsigned)len, 0, c->scratch, on_match, c) != HS_SUCCESS) {
+        for (size_t i = 0; i < c->ntouched; i++) c->hit[c->touched[i]] = NULL;
+        snprintf(err, errlen, "classification scan failed");
+        return -1;
+    }
+    /* Touched rules in evaluation order: the first rule to set a field decides it. */
+    for (size_t r = 0; r < c->nrules && c->ntouched; r++) {
+        if (!c->hit[r]) continue;
+        if (when_holds(c->rules[r], in)) {
+            out->rules_matched++;
+            apply_rule(out, c->rules[r], c->hit[r]);
+        }
+    }
+    for (size_t i = 0; i < c->ntouched; i++) c->hit[c->touched[i]] = NULL;
+    fill_in(out, in);
+    return 0;
+}

@@ -1,0 +1,318 @@
+/* The router's modules without its main: classification semantics on a small chain written
+ * for each rule (evaluation order, the first rule per field, word boundaries, conditions,
+ * hints, full-width forms, bad input). The accuracy on the labelled set is
+ * tests/integration/classify_accuracy. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "testing.h"
+
+/* clang-format off */
+#define CHAIN_HEAD                                                                                 \
+    "chain: {id: t, name: 测试集团, timezone: Asia/Shanghai}\n"                                    \
+    "roles:\n"                                                                                     \
+    "  - {id: desk_agent, name: 服务台}\n"                                                         \
+    "  - {id: duty_manager, name: 值班经理}\n"                                                     \
+    "sites:\n"
+#define SITE(ID)                                                                                   \
+    "  - id: " ID "\n"                                                                             \
+    "    name: 店" ID "\n"                                                                         \
+    "    kind: mall\n"                                                                             \
+    "    opening_hours: {mon: \"00:00-24:00\", tue: \"00:00-24:00\", wed: \"00:00-24:00\",\n"     \
+    "                    thu: \"00:00-24:00\", fri: \"00:00-24:00\", sat: \"00:00-24:00\",\n"     \
+    "                    sun: \"00:00-24:00\"}\n"                                                  \
+    "    departments: [{id: " ID "-desk, name: 服务台, kind: service_desk}]\n"                     \
+    "    staff:\n"                                                                                 \
+    "      - {id: " ID "-S1, name: 张三, department: " ID "-desk,\n"                               \
+    "         roles: [desk_agent, duty_manager],\n"                                                \
+    "         shifts: [{days: [mon, tue, wed, thu, fri, sat, sun], from: \"00:00\", to: \"24:00\"}]}\n" \
+    "    escalation: {ladder: [desk_agent], fallback_role: duty_manager}\n"
+#define CHAIN_TAIL                                                                                 \
+    "routing:\n"                                                                                   \
+    "  - {category: other, departments: [service_desk]}\n"                                         \
+    "sla_policies:\n"                                                                              \
+    "  - {id: default, clocks: {reply: 24h}}\n"
+
+static const char rules_yaml[] =
+    CHAIN_HEAD SITE("SH01") SITE("HZ01") CHAIN_TAIL
+    "classification_rules:\n"
+    "  - id: fire\n"
+    "    priority: 100\n"
+    "    patterns: [\"着火\", \"fire\", \"burning smell\"]\n"
+    "    set: {category: safety, urgency: emergency, type: complaint}\n"
+    "  - id: tenant-leak\n"
+    "    priority: 90\n"
+    "    patterns: [\"漏水\"]\n"
+    "    when: {channels: [tenant_api]}\n"
+    "    set: {category: environment, urgency: important, type: request}\n"
+    "  - id: hz-only\n"
+    "    priority: 80\n"
+    "    patterns: [\"杭州\"]\n"
+    "    when: {sites: [HZ01]}\n"
+    "    set: {department_kind: security}\n"
+    "  - id: pests\n"
+    "    priority: 50\n"
+    "    patterns: [\"rat\", \"toilet\", \"老鼠\"]\n"
+    "    set: {category: cleanliness}\n"
+    "  - id: price\n"
+    "    priority: 50\n"
+    "    patterns: [\"价格\", \"a+b\"]\n"
+    "    regex: [\"多收(了)?[[:space:]]*[0-9]+[[:space:]]*元\"]\n"
+    "    set: {category: price_dispute, type: complaint}\n"
+    "  - id: praise\n"
+    "    priority: 40\n"
+    "    patterns: [\"谢谢\", \"thank\"]\n"
+    "    set: {type: praise}\n"
+    "  - id: weather\n"
+    "    priority: 20\n"
+    "    patterns: [\"下雨\"]\n"
+    "    set: {validity: invalid}\n";
+/* clang-format on */
+
+static cw_chain *load_yaml(const char *yaml)
+{
+    char path[] = "/tmp/cw-router-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(yaml, f);
+    fclose(f);
+    cw_chain *c = cw_chain_load(path, NULL, NULL);
+    unlink(path);
+    ck_assert_msg(c != NULL, "the test chain does not load");
+    return c;
+}
+
+static cw_chain *chain;
+static rt_classifier *cls;
+
+static void open_classifier(void)
+{
+    char err[256];
+    chain = load_yaml(rules_yaml);
+    cls = rt_classifier_new(chain, err, sizeof err);
+    ck_assert_msg(cls != NULL, "%s", err);
+}
+
+static void close_classifier(void)
+{
+    rt_classifier_free(cls);
+    cw_chain_free(chain);
+}
+
+/* Classifies text from the web form at SH01 (the common case). */
+static struct rt_verdict classify_on(const char *text, int channel, const char *site)
+{
+    struct rt_case_text in = {.text = text,
+                              .len = strlen(text),
+                              .channel = channel,
+                              .site = cw_chain_site(chain, site)};
+    struct rt_verdict v;
+    char err[128];
+    ck_assert_msg(rt_classify(cls, &in, &v, err, sizeof err) == 0, "%s: %s", text, err);
+    return v;
+}
+
+static struct rt_verdict classify(const char *text)
+{
+    return classify_on(text, CASEWIRE__V1__CHANNEL__CHANNEL_WEB, "SH01");
+}
+
+START_TEST(emergency_rule_decides_and_says_why)
+{
+    open_classifier();
+    struct rt_verdict v = classify("收银台旁边好像着火了，有烟");
+    ck_assert_int_eq(v.urgency, CASEWIRE__V1__URGENCY__URGENCY_EMERGENCY);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY);
+    ck_assert_str_eq(v.why[RT_URGENCY].rule_id, "fire");
+    ck_assert_str_eq(v.why[RT_URGENCY].matched, "着火");
+    ck_assert_str_eq(v.why[RT_VALIDITY].rule_id, "default");
+    ck_assert_int_eq(v.rules_matched, 1);
+    /* the first keyword in the text is the one named */
+    v = classify("a burning smell, maybe a fire");
+    ck_assert_str_eq(v.why[RT_CATEGORY].matched, "burning smell");
+    close_classifier();
+}
+END_TEST
+
+START_TEST(latin_keywords_match_whole_words_with_english_endings)
+{
+    open_classifier();
+    static const struct {
+        const char *text;
+        int category;
+    } cases[] = {
+        {"I saw a rat in the food court", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"RATS everywhere!!", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"the toilets on 3F", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"B1的toilet没纸", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"please separate the queues", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
+        {"the ratio of staff is low", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
+        {"toiletries are expensive", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
+        {"a+b", CASEWIRE__V1__CATEGORY__CATEGORY_PRICE_DISPUTE}, /* punctuation is literal */
+        {"aab", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
+        {"Ｔｏｉｌｅｔ", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS}, /* full-width */
+        {"厕所有老鼠", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},   /* Chinese: anywhere */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rt_verdict v = classify(cases[i].text);
+        ck_assert_msg(v.category == cases[i].category, "\"%s\": category %d, want %d",
+                      cases[i].text, v.category, cases[i].category);
+    }
+    close_classifier();
+}
+END_TEST
+
+START_TEST(first_rule_to_set_a_field_decides_it)
+{
+    open_classifier();
+    /* fire (100) takes category and urgency; pests (50) matched too but decides nothing */
+    struct rt_verdict v = classify("there is a rat and a fire in the toilet");
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY);
+    ck_assert_int_eq(v.rules_matched, 2);
+    /* praise sets only the type; pests still sets the category */
+    v = classify("thank you for removing the rat so fast");
+    ck_assert_int_eq(v.type, CASEWIRE__V1__CASE_TYPE__CASE_TYPE_PRAISE);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS);
+    ck_assert_str_eq(v.why[RT_TYPE].rule_id, "praise");
+    ck_assert_str_eq(v.why[RT_CATEGORY].rule_id, "pests");
+    /* a regex */
+    v = classify("结账的时候多收了 12 元");
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_PRICE_DISPUTE);
+    ck_assert_str_eq(v.why[RT_CATEGORY].matched, "多收(了)?[[:space:]]*[0-9]+[[:space:]]*元");
+    v = classify("下雨天门口很滑");
+    ck_assert_int_eq(v.validity, CASEWIRE__V1__VALIDITY__VALIDITY_INVALID);
+    close_classifier();
+}
+END_TEST
+
+START_TEST(conditions_on_channel_and_site)
+{
+    open_classifier();
+    struct rt_verdict v = classify("店里漏水了");
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_OTHER);
+    ck_assert_int_eq(v.rules_matched, 0);
+    v = classify_on("店里漏水了", CASEWIRE__V1__CHANNEL__CHANNEL_TENANT_API, "SH01");
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_ENVIRONMENT);
+    ck_assert_int_eq(v.urgency, CASEWIRE__V1__URGENCY__URGENCY_IMPORTANT);
+    ck_assert_int_eq(v.type, CASEWIRE__V1__CASE_TYPE__CASE_TYPE_REQUEST);
+    v = classify_on("杭州", CASEWIRE__V1__CHANNEL__CHANNEL_WEB, "SH01");
+    ck_assert_int_eq(v.department_kind, CW_DEPT_UNSPECIFIED);
+    ck_assert(!v.why[RT_DEPARTMENT].set);
+    v = classify_on("杭州", CASEWIRE__V1__CHANNEL__CHANNEL_WEB, "HZ01");
+    ck_assert_int_eq(v.department_kind, CW_DEPT_SECURITY);
+    ck_assert_str_eq(v.why[RT_DEPARTMENT].rule_id, "hz-only");
+    close_classifier();
+}
+END_TEST
+
+START_TEST(hints_and_stops_trading_fill_what_rules_leave)
+{
+    open_classifier();
+    struct rt_case_text in = {.text = "请尽快处理",
+                              .len = strlen("请尽快处理"),
+                              .channel = CASEWIRE__V1__CHANNEL__CHANNEL_TENANT_API,
+                              .site = cw_chain_site(chain, "SH01"),
+                              .has_tenant = true,
+                              .type_hint = CASEWIRE__V1__CASE_TYPE__CASE_TYPE_REQUEST,
+                              .category_hint = CASEWIRE__V1__CATEGORY__CATEGORY_PARKING,
+                              .stops_trading = true};
+    struct rt_verdict v;
+    char err[128];
+    ck_assert_int_eq(rt_classify(cls, &in, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v.type, CASEWIRE__V1__CASE_TYPE__CASE_TYPE_REQUEST);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_PARKING);
+    ck_assert_str_eq(v.why[RT_CATEGORY].rule_id, "hint");
+    ck_assert_int_eq(v.urgency, CASEWIRE__V1__URGENCY__URGENCY_IMPORTANT);
+    ck_assert_str_eq(v.why[RT_URGENCY].rule_id, "stops_trading");
+    /* a rule beats the hint; an emergency stays an emergency */
+    in.text = "fire in the unit";
+    in.len = strlen(in.text);
+    ck_assert_int_eq(rt_classify(cls, &in, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY);
+    ck_assert_int_eq(v.urgency, CASEWIRE__V1__URGENCY__URGENCY_EMERGENCY);
+    /* out-of-range hints are ignored */
+    in.text = "hello";
+    in.len = 5;
+    in.type_hint = 99;
+    in.category_hint = -1;
+    in.stops_trading = false;
+    ck_assert_int_eq(rt_classify(cls, &in, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v.type, CASEWIRE__V1__CASE_TYPE__CASE_TYPE_COMPLAINT);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_OTHER);
+    ck_assert_int_eq(v.urgency, CASEWIRE__V1__URGENCY__URGENCY_GENERAL);
+    close_classifier();
+}
+END_TEST
+
+START_TEST(bad_text_is_refused_and_long_text_is_cut_at_a_character)
+{
+    open_classifier();
+    static const char *const bad[] = {"\xff fire", "fire \xe7\x9d", "\xc0\xaf", "\xed\xa0\x80",
+                                      "\xf4\x90\x80\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct rt_case_text in = {.text = bad[i], .len = strlen(bad[i]), .channel = 1};
+        struct rt_verdict v;
+        char err[128] = "";
+        ck_assert_int_eq(rt_classify(cls, &in, &v, err, sizeof err), -1);
+        ck_assert_str_eq(err, "text is not valid UTF-8");
+    }
+    /* 3-byte characters up to past the limit, then a keyword: not read; one before it is */
+    size_t n = RT_CLASSIFY_MAX_TEXT + 64;
+    char *text = malloc(n + 16);
+    ck_assert_ptr_nonnull(text);
+    size_t len = 0;
+    while (len + 3 <= n) len += (size_t)sprintf(text + len, "好");
+    len += (size_t)sprintf(text + len, " fire");
+    struct rt_case_text in = {.text = text, .len = len, .channel = 1};
+    struct rt_verdict v;
+    char err[128];
+    ck_assert_int_eq(rt_classify(cls, &in, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_OTHER);
+    memcpy(text, "fire  ", 6); /* in place of two 3-byte characters */
+    ck_assert_int_eq(rt_classify(cls, &in, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY);
+    free(text);
+    close_classifier();
+}
+END_TEST
+
+START_TEST(a_regex_vectorscan_cannot_compile_names_its_rule)
+{
+    /* POSIX accepts it (the chain loads); it matches the empty text, which Vectorscan
+     * refuses: the router must not start with a rule that would never be read right. */
+    cw_chain *c = load_yaml(CHAIN_HEAD SITE("SH01") CHAIN_TAIL "classification_rules:\n"
+                                                               "  - id: empty-match\n"
+                                                               "    regex: [\"(a|b)*\"]\n"
+                                                               "    set: {category: other}\n");
+    char err[256] = "";
+    rt_classifier *x = rt_classifier_new(c, err, sizeof err);
+    ck_assert_ptr_null(x);
+    ck_assert_msg(strstr(err, "classification rule empty-match: \"(a|b)*\"") != NULL, "%s", err);
+    cw_chain_free(c);
+    /* no rules at all: everything is the default */
+    c = load_yaml(CHAIN_HEAD SITE("SH01") CHAIN_TAIL);
+    x = rt_classifier_new(c, err, sizeof err);
+    ck_assert_msg(x != NULL, "%s", err);
+    ck_assert_int_eq(rt_classifier_expressions(x), 0);
+    struct rt_case_text in = {.text = "fire", .len = 4, .channel = 1};
+    struct rt_verdict v;
+    ck_assert_int_eq(rt_classify(x, &in, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v.category, CASEWIRE__V1__CATEGORY__CATEGORY_OTHER);
+    ck_assert_int_eq(v.rules_matched, 0);
+    rt_classifier_free(x);
+    cw_chain_free(c);
+}
+END_TEST
+
+CW_TEST_MAIN("router", emergency_rule_decides_and_says_why,
+             latin_keywords_match_whole_words_with_english_endings,
+             first_rule_to_set_a_field_decides_it, conditions_on_channel_and_site,
+             hints_and_stops_trading_fill_what_rules_leave,
+             bad_text_is_refused_and_long_text_is_cut_at_a_character,
+             a_regex_vectorscan_cannot_compile_names_its_rule)
