@@ -16,6 +16,7 @@
 #include "domain.h"
 #include "event.h"
 #include "gateway.h"
+#include "policy.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -222,33 +223,21 @@ static int validate(struct gw_req *r, struct intake *in, struct gw_verr *e)
     return 0;
 }
 
-static bool policy_matches(const struct cw_policy *p, const struct intake *in)
-{
-    const struct cw_match *m = &p->match;
-    if (m->channels && !(m->channels & (1u << in->channel))) return false;
-    if (m->types && !(in->type_hint && (m->types & (1u << in->type_hint)))) return false;
-    if (m->categories && !(in->category_hint && (m->categories & (1u << in->category_hint))))
-        return false;
-    /* urgency and validity are the router's to decide: a policy that needs them is not known
-     * to apply yet */
-    if (m->urgencies || m->validities) return false;
-    if (m->tenant >= 0 && m->tenant != (in->tenant != NULL)) return false;
-    if (m->nsites) {
-        bool found = false;
-        for (size_t i = 0; i < m->nsites && !found; i++) found = m->sites[i] == in->site;
-        if (!found) return false;
-    }
-    return true;
-}
-
 /* The reply clock of the first policy that applies to what is known now; 24 h (the manuals'
  * rule) if none sets one. */
 static int64_t reply_by(struct gw *gw, const struct intake *in)
 {
     struct cw_duration d = {.basis = CW_TIME_WALL, .ms = 24 * 3600 * 1000LL};
+    /* Urgency and validity are the router's to decide: unknown here (0), so a policy that
+     * needs them does not apply yet. The hints stand for type and category. */
+    const struct cw_case_facts facts = {.type = in->type_hint,
+                                        .category = in->category_hint,
+                                        .channel = in->channel,
+                                        .site = in->site,
+                                        .has_tenant = in->tenant != NULL};
     for (size_t i = 0; i < cw_chain_policy_count(gw->chain); i++) {
         const struct cw_policy *p = cw_chain_policy_at(gw->chain, i);
-        if (!policy_matches(p, in)) continue;
+        if (!cw_match_holds(&p->match, &facts)) continue;
         if (p->clocks[CASEWIRE__V1__CLOCK_KIND__CLOCK_REPLY].basis != CW_TIME_UNSET) {
             d = p->clocks[CASEWIRE__V1__CLOCK_KIND__CLOCK_REPLY];
             break;

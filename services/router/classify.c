@@ -8,6 +8,7 @@
 
 #include "casewire.pb-c.h"
 #include "domain.h"
+#include "policy.h"
 
 /* One compiled keyword or regex: the rule it belongs to and its text in the chain. */
 struct expr {
@@ -235,21 +236,11 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     return 0;
 }
 
-static bool site_listed(const struct cw_match *m, const struct cw_site *site)
-{
-    if (m->nsites == 0) return true;
-    for (size_t i = 0; i < m->nsites; i++)
-        if (m->sites[i] == site) return true;
-    return false;
-}
-
 static bool when_holds(const struct cw_rule *r, const struct rt_case_text *in)
 {
-    const struct cw_match *m = &r->when;
-    if (m->channels && !(m->channels & (1u << (unsigned)in->channel))) return false;
-    if (!site_listed(m, in->site)) return false;
-    if (m->tenant >= 0 && (m->tenant == 1) != in->has_tenant) return false;
-    return true;
+    const struct cw_case_facts f = {
+        .channel = in->channel, .site = in->site, .has_tenant = in->has_tenant};
+    return cw_match_holds(&r->when, &f);
 }
 
 static void decide(struct rt_verdict *v, enum rt_field f, int value, const char *rule_id,

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "classify.h"
+#include "plan.h"
 #include "testing.h"
 
 /* clang-format off */
@@ -310,9 +312,160 @@ START_TEST(a_regex_vectorscan_cannot_compile_names_its_rule)
 }
 END_TEST
 
+/* ---- clocks ---- */
+
+/* clang-format off */
+#define HOURS_SITE(ID, TZ)                                                                         \
+    "  - id: " ID "\n"                                                                             \
+    "    name: 店" ID "\n"                                                                         \
+    "    kind: mall\n"                                                                             \
+    "    timezone: " TZ "\n"                                                                       \
+    "    opening_hours: {mon: \"10:00-22:00\", tue: \"10:00-22:00\", wed: \"10:00-22:00\",\n"     \
+    "                    thu: \"10:00-22:00\", fri: \"10:00-22:00\", sat: \"10:00-22:00\",\n"     \
+    "                    sun: \"10:00-22:00\"}\n"                                                  \
+    "    working_days: [mon, tue, wed, thu, fri]\n"                                                \
+    "    holidays: [{date: 2027-01-01, name: 元旦}]\n"                                              \
+    "    departments: [{id: " ID "-desk, name: 服务台, kind: service_desk}]\n"                     \
+    "    staff:\n"                                                                                 \
+    "      - {id: " ID "-S1, name: 张三, department: " ID "-desk,\n"                               \
+    "         roles: [desk_agent, duty_manager],\n"                                                \
+    "         shifts: [{days: [mon, tue, wed, thu, fri, sat, sun], from: \"00:00\", to: \"24:00\"}]}\n" \
+    "    escalation: {ladder: [desk_agent], fallback_role: duty_manager}\n"
+
+static const char plan_yaml[] =
+    CHAIN_HEAD HOURS_SITE("SH01", "Asia/Shanghai") HOURS_SITE("BER", "Europe/Berlin")
+    "routing:\n"
+    "  - {category: other, departments: [service_desk]}\n"
+    "sla_policies:\n"
+    "  - {id: emergency, priority: 100, match: {urgencies: [emergency]},\n"
+    "     clocks: {handoff: 5m, reply: 1h, resolution: 8wh, followup: 3h}}\n"
+    "  - {id: tenant-trading, priority: 90, match: {channels: [tenant_api], urgencies: [important]},\n"
+    "     clocks: {tenant_trading: 1h, reply: 24h}}\n"
+    "  - {id: after-sales, priority: 70, match: {categories: [product_quality]},\n"
+    "     clocks: {handoff: 10m, feedback: 1wd, resolution: 8wh, followup: 3h}}\n"
+    "  - {id: default, clocks: {handoff: 10m, reply: 24h, followup: 3h}}\n";
+/* clang-format on */
+
+/* "2026-12-31T21:00:00+08:00" -> Unix ms, by timegm: independent of the calendar. */
+static int64_t at(const char *rfc3339)
+{
+    struct tm tm = {0};
+    int sign_h, m;
+    char sign;
+    ck_assert_int_eq(sscanf(rfc3339, "%d-%d-%dT%d:%d:%d%c%d:%d", &tm.tm_year, &tm.tm_mon,
+                            &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &sign, &sign_h, &m),
+                     9);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    int64_t off = (int64_t)(sign_h * 60 + m) * 60 * (sign == '-' ? -1 : 1);
+    return ((int64_t)timegm(&tm) - off) * 1000;
+}
+
+static cw_calendar *plan_cal;
+
+static const struct rt_clock *plan_for(const char *site, int category, int urgency, int channel,
+                                       const char *start, int64_t promised, struct rt_plan *p,
+                                       const char *want_policy)
+{
+    char err[256];
+    chain = load_yaml(plan_yaml);
+    plan_cal = cw_calendar_new(chain, err, sizeof err);
+    ck_assert_msg(plan_cal != NULL, "%s", err);
+    struct cw_case_facts f = {.type = CASEWIRE__V1__CASE_TYPE__CASE_TYPE_COMPLAINT,
+                              .category = category,
+                              .urgency = urgency,
+                              .validity = CASEWIRE__V1__VALIDITY__VALIDITY_VALID,
+                              .channel = channel,
+                              .site = cw_chain_site(chain, site)};
+    ck_assert_int_eq(rt_plan_clocks(chain, plan_cal, &f, at(start), promised, p), 0);
+    ck_assert_str_eq(p->policy->id, want_policy);
+    return p->clocks;
+}
+
+static void plan_done(void)
+{
+    cw_calendar_free(plan_cal);
+    cw_chain_free(chain);
+}
+
+static const struct rt_clock *clock_of(const struct rt_plan *p, int kind)
+{
+    for (size_t i = 0; i < p->nclocks; i++)
+        if (p->clocks[i].kind == kind) return &p->clocks[i];
+    return NULL;
+}
+
+#define K(name) CASEWIRE__V1__CLOCK_KIND__CLOCK_##name
+#define PRODUCT CASEWIRE__V1__CATEGORY__CATEGORY_PRODUCT_QUALITY
+#define GENERAL CASEWIRE__V1__URGENCY__URGENCY_GENERAL
+#define WEB CASEWIRE__V1__CHANNEL__CHANNEL_WEB
+
+START_TEST(working_time_clocks_skip_closing_time_weekends_and_the_new_year_holiday)
+{
+    struct rt_plan p;
+    /* Thursday 21:00, the last working hour of 2026: 1 h today; Friday is New Year's Day
+     * (a holiday), then the weekend; Monday 4 January 10:00 + 7 h. */
+    plan_for("SH01", PRODUCT, GENERAL, WEB, "2026-12-31T21:00:00+08:00", 0, &p, "after-sales");
+    ck_assert_int_eq(p.nclocks, 4);
+    ck_assert_int_eq(clock_of(&p, K(RESOLUTION))->due_ms, at("2027-01-04T17:00:00+08:00"));
+    ck_assert(clock_of(&p, K(RESOLUTION))->working_time);
+    ck_assert_int_eq(clock_of(&p, K(RESOLUTION))->duration_ms, 8 * 3600000LL);
+    /* the next working day, same time of day */
+    ck_assert_int_eq(clock_of(&p, K(FEEDBACK))->due_ms, at("2027-01-04T21:00:00+08:00"));
+    /* wall-clock time: ten minutes, closed or not */
+    ck_assert_int_eq(clock_of(&p, K(HANDOFF))->due_ms, at("2026-12-31T21:10:00+08:00"));
+    ck_assert(!clock_of(&p, K(HANDOFF))->working_time);
+    /* follow-up: planned, starts on resolve */
+    ck_assert_int_eq(clock_of(&p, K(FOLLOWUP))->due_ms, 0);
+    ck_assert_int_eq(clock_of(&p, K(FOLLOWUP))->duration_ms, 3 * 3600000LL);
+    ck_assert_ptr_null(clock_of(&p, K(REPLY)));
+    ck_assert(!p.calendar_fallback);
+    plan_done();
+}
+END_TEST
+
+START_TEST(a_case_filed_while_closed_starts_at_the_next_opening_in_its_own_time_zone)
+{
+    struct rt_plan p;
+    /* Monday 23:30 in Shanghai: Tuesday 10:00 + 8 h */
+    plan_for("SH01", PRODUCT, GENERAL, WEB, "2026-11-23T23:30:00+08:00", 0, &p, "after-sales");
+    ck_assert_int_eq(clock_of(&p, K(RESOLUTION))->due_ms, at("2026-11-24T18:00:00+08:00"));
+    plan_done();
+    /* the same instant is 16:30 on Monday in Berlin: 5.5 h today, 2.5 h on Tuesday */
+    plan_for("BER", PRODUCT, GENERAL, WEB, "2026-11-23T23:30:00+08:00", 0, &p, "after-sales");
+    ck_assert_int_eq(clock_of(&p, K(RESOLUTION))->due_ms, at("2026-11-24T12:30:00+01:00"));
+    plan_done();
+}
+END_TEST
+
+START_TEST(the_policy_follows_the_classification_and_the_reply_keeps_the_promise)
+{
+    struct rt_plan p;
+    int64_t promise = at("2026-11-24T15:30:00+08:00");
+    plan_for("SH01", PRODUCT, CASEWIRE__V1__URGENCY__URGENCY_EMERGENCY, WEB,
+             "2026-11-24T15:00:00+08:00", promise, &p, "emergency");
+    ck_assert_int_eq(clock_of(&p, K(HANDOFF))->due_ms, at("2026-11-24T15:05:00+08:00"));
+    ck_assert_int_eq(clock_of(&p, K(REPLY))->due_ms, promise); /* 30 min promised, policy 1 h */
+    plan_done();
+    plan_for("SH01", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER, GENERAL, WEB,
+             "2026-11-24T15:00:00+08:00", at("2026-11-26T15:00:00+08:00"), &p, "default");
+    ck_assert_int_eq(clock_of(&p, K(REPLY))->due_ms, at("2026-11-25T15:00:00+08:00"));
+    plan_done();
+    plan_for("SH01", CASEWIRE__V1__CATEGORY__CATEGORY_ENVIRONMENT,
+             CASEWIRE__V1__URGENCY__URGENCY_IMPORTANT, CASEWIRE__V1__CHANNEL__CHANNEL_TENANT_API,
+             "2026-11-24T15:00:00+08:00", 0, &p, "tenant-trading");
+    ck_assert_int_eq(p.nclocks, 2);
+    ck_assert_int_eq(clock_of(&p, K(TENANT_TRADING))->due_ms, at("2026-11-24T16:00:00+08:00"));
+    plan_done();
+}
+END_TEST
+
 CW_TEST_MAIN("router", emergency_rule_decides_and_says_why,
              latin_keywords_match_whole_words_with_english_endings,
              first_rule_to_set_a_field_decides_it, conditions_on_channel_and_site,
              hints_and_stops_trading_fill_what_rules_leave,
              bad_text_is_refused_and_long_text_is_cut_at_a_character,
-             a_regex_vectorscan_cannot_compile_names_its_rule)
+             a_regex_vectorscan_cannot_compile_names_its_rule,
+             working_time_clocks_skip_closing_time_weekends_and_the_new_year_holiday,
+             a_case_filed_while_closed_starts_at_the_next_opening_in_its_own_time_zone,
+             the_policy_follows_the_classification_and_the_reply_keeps_the_promise)
