@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "assign.h"
 #include "plan.h"
 #include "testing.h"
 
@@ -110,10 +111,8 @@ static void close_classifier(void)
 /* Classifies text from the web form at SH01 (the common case). */
 static struct rt_verdict classify_on(const char *text, int channel, const char *site)
 {
-    struct rt_case_text in = {.text = text,
-                              .len = strlen(text),
-                              .channel = channel,
-                              .site = cw_chain_site(chain, site)};
+    struct rt_case_text in = {
+        .text = text, .len = strlen(text), .channel = channel, .site = cw_chain_site(chain, site)};
     struct rt_verdict v;
     char err[128];
     ck_assert_msg(rt_classify(cls, &in, &v, err, sizeof err) == 0, "%s: %s", text, err);
@@ -460,6 +459,108 @@ START_TEST(the_policy_follows_the_classification_and_the_reply_keeps_the_promise
 }
 END_TEST
 
+/* ---- assignment ---- */
+
+/* clang-format off */
+static const char assign_yaml[] =
+    "chain: {id: t, name: 测试集团, timezone: Asia/Shanghai}\n"
+    "roles:\n"
+    "  - {id: desk_agent, name: 服务台}\n"
+    "  - {id: duty_manager, name: 值班经理}\n"
+    "  - {id: floor_supervisor, name: 楼层主管}\n"
+    "  - {id: engineer, name: 工程师}\n"
+    "  - {id: security_guard, name: 保安}\n"
+    "group:\n"
+    "  departments: [{id: HQ-sec, name: 集团安保, kind: security}]\n"
+    "  staff:\n"
+    "    - {id: G1, name: 集团保安, department: HQ-sec, roles: [security_guard],\n"
+    "       shifts: [{days: [mon, tue, wed, thu, fri, sat, sun], from: \"00:00\", to: \"24:00\"}]}\n"
+    "sites:\n"
+    "  - id: SH01\n"
+    "    name: 上海店\n"
+    "    kind: mall\n"
+    "    opening_hours: {mon: \"10:00-22:00\", tue: \"10:00-22:00\", wed: \"10:00-22:00\",\n"
+    "                    thu: \"10:00-22:00\", fri: \"10:00-22:00\", sat: \"10:00-22:00\",\n"
+    "                    sun: \"10:00-22:00\"}\n"
+    "    departments:\n"
+    "      - {id: SH01-desk, name: 服务台, kind: service_desk}\n"
+    "      - {id: SH01-floor, name: 楼层, kind: floor}\n"
+    "      - {id: SH01-eng, name: 工程部, kind: engineering}\n"
+    "    staff:\n"
+    "      - {id: S1, name: 张一, department: SH01-desk, roles: [desk_agent, duty_manager],\n"
+    "         shifts: [{days: [mon, tue, wed, thu, fri, sat, sun], from: \"10:00\", to: \"22:00\"}]}\n"
+    "      - {id: S2, name: 张二, department: SH01-floor, roles: [floor_supervisor],\n"
+    "         shifts: [{days: [mon, tue, wed, thu, fri], from: \"10:00\", to: \"16:00\"}]}\n"
+    "      - {id: S3, name: 张三, department: SH01-floor, roles: [floor_supervisor],\n"
+    "         shifts: [{days: [mon, tue, wed, thu, fri], from: \"16:00\", to: \"22:00\"}]}\n"
+    "      - {id: S4, name: 张四, department: SH01-eng, roles: [engineer]}\n"
+    "    escalation: {ladder: [desk_agent], fallback_role: duty_manager}\n"
+    "tenants:\n"
+    "  - {id: T1, site: SH01, name: 茶店}\n"
+    "routing:\n"
+    "  - {category: product_quality, departments: [tenant, floor, operations]}\n"
+    "  - {category: environment, departments: [engineering, operations]}\n"
+    "  - {category: safety, departments: [security]}\n"
+    "  - {category: other, departments: [service_desk]}\n"
+    "sla_policies:\n"
+    "  - {id: default, clocks: {reply: 24h}}\n";
+/* clang-format on */
+
+START_TEST(assignment_follows_route_shifts_and_fallback)
+{
+    char err[256];
+    chain = load_yaml(assign_yaml);
+    cw_calendar *cal = cw_calendar_new(chain, err, sizeof err);
+    ck_assert_msg(cal != NULL, "%s", err);
+    const struct cw_site *sh = cw_chain_site(chain, "SH01");
+    const struct cw_tenant *t1 = cw_chain_tenant(chain, "T1");
+    static const struct {
+        const char *why, *when;
+        int category;
+        enum cw_dept_kind rule_kind;
+        bool tenant;
+        const char *department, *owners; /* owners: candidate ids, space-separated */
+        enum rt_pick pick;
+    } cases[] = {
+        {"a product complaint about a tenant: the tenant and the floor on duty",
+         "2026-11-23T11:00:00+08:00", 1, CW_DEPT_UNSPECIFIED, true, "SH01-floor", "S2",
+         RT_PICK_ON_DUTY},
+        {"the late floor shift", "2026-11-23T17:00:00+08:00", 1, CW_DEPT_UNSPECIFIED, true,
+         "SH01-floor", "S3", RT_PICK_ON_DUTY},
+        {"Saturday: no floor shift, the duty manager on duty", "2026-11-28T11:00:00+08:00", 1,
+         CW_DEPT_UNSPECIFIED, false, "SH01-floor", "S1", RT_PICK_FALLBACK_ON_DUTY},
+        {"an engineer without shifts is never on duty", "2026-11-23T11:00:00+08:00", 3,
+         CW_DEPT_UNSPECIFIED, false, "SH01-eng", "S1", RT_PICK_FALLBACK_ON_DUTY},
+        {"closed at night: every holder of the fallback role", "2026-11-23T23:00:00+08:00", 11,
+         CW_DEPT_UNSPECIFIED, false, "SH01-desk", "S1", RT_PICK_FALLBACK_HOLDER},
+        {"a kind the site lacks: the group's department", "2026-11-23T23:00:00+08:00", 9,
+         CW_DEPT_UNSPECIFIED, false, "HQ-sec", "G1", RT_PICK_ON_DUTY},
+        {"a rule's department kind comes first", "2026-11-23T17:00:00+08:00", 11, CW_DEPT_FLOOR,
+         false, "SH01-floor", "S3", RT_PICK_ON_DUTY},
+        {"a rule's kind the site has not: the route", "2026-11-23T11:00:00+08:00", 11,
+         CW_DEPT_PARKING, false, "SH01-desk", "S1", RT_PICK_ON_DUTY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rt_assignment a;
+        ck_assert_int_eq(rt_assign(chain, cal, sh, cases[i].tenant ? t1 : NULL, cases[i].category,
+                                   cases[i].rule_kind, at(cases[i].when), &a),
+                         0);
+        char got[128] = "";
+        for (size_t k = 0; k < a.ncandidates; k++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", k ? " " : "",
+                     a.candidates[k]->id);
+        ck_assert_msg(a.department && strcmp(a.department->id, cases[i].department) == 0,
+                      "%s: department %s", cases[i].why, a.department ? a.department->id : "-");
+        ck_assert_msg(strcmp(got, cases[i].owners) == 0, "%s: candidates \"%s\"", cases[i].why,
+                      got);
+        ck_assert_msg(a.pick == cases[i].pick, "%s: pick %s", cases[i].why, rt_pick_name(a.pick));
+        ck_assert_msg((a.tenant == t1) == cases[i].tenant, "%s: tenant", cases[i].why);
+    }
+    cw_calendar_free(cal);
+    cw_chain_free(chain);
+}
+END_TEST
+
 CW_TEST_MAIN("router", emergency_rule_decides_and_says_why,
              latin_keywords_match_whole_words_with_english_endings,
              first_rule_to_set_a_field_decides_it, conditions_on_channel_and_site,
@@ -468,4 +569,5 @@ CW_TEST_MAIN("router", emergency_rule_decides_and_says_why,
              a_regex_vectorscan_cannot_compile_names_its_rule,
              working_time_clocks_skip_closing_time_weekends_and_the_new_year_holiday,
              a_case_filed_while_closed_starts_at_the_next_opening_in_its_own_time_zone,
-             the_policy_follows_the_classification_and_the_reply_keeps_the_promise)
+             the_policy_follows_the_classification_and_the_reply_keeps_the_promise,
+             assignment_follows_route_shifts_and_fallback)
