@@ -56,6 +56,8 @@ run_integration() {
     fi
     passed=$((passed + ok)); failed=$((failed + nok))
     echo "integration $name: $ok passed, $nok failed ($(( $(date +%s) - start ))s)"
+    # Figures a test reports (accuracy on the labelled set...) are shown pass or fail.
+    sed -n 's/^# figure: /  /p' "$log"
     if [ "$nok" -gt 0 ]; then
       failures+=("$name"); grep -E '^(not ok|#)' "$log" | head -n 40; echo "--- last lines of $log"; tail -n 30 "$log"
     fi
