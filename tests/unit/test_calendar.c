@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "calendar.h"
+#include "chain_yaml.h"
 #include "testing.h"
 
 /* Every site has a desk and one person on duty around the clock, so each calendar below is
@@ -95,24 +96,10 @@ static cw_chain *chain;
 static cw_calendar *cal;
 static const struct cw_site *sh, *bar, *ny, *syd, *ovl, *never;
 
-static cw_chain *load_yaml(const char *yaml)
-{
-    char path[] = "/tmp/cw-cal-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(yaml, f);
-    fclose(f);
-    cw_chain *c = cw_chain_load(path, NULL, NULL);
-    unlink(path);
-    return c;
-}
-
 static void open_calendar(void)
 {
     char err[256];
-    chain = load_yaml(chain_yaml);
+    chain = cw_test_chain_from_yaml(chain_yaml);
     ck_assert_ptr_nonnull(chain);
     cal = cw_calendar_new(chain, err, sizeof err);
     ck_assert_msg(cal != NULL, "%s", err);

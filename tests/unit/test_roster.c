@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "roster.h"
+#include "chain_yaml.h"
 #include "testing.h"
 
 /* Kept as YAML, not as clang-format would lay it out. */
@@ -98,24 +99,10 @@ static cw_chain *chain;
 static cw_calendar *cal;
 static const struct cw_site *sh, *ber;
 
-static cw_chain *load_yaml(const char *yaml)
-{
-    char path[] = "/tmp/cw-roster-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(yaml, f);
-    fclose(f);
-    cw_chain *c = cw_chain_load(path, NULL, NULL);
-    unlink(path);
-    return c;
-}
-
 static void open_roster(void)
 {
     char err[256];
-    chain = load_yaml(chain_yaml);
+    chain = cw_test_chain_from_yaml(chain_yaml);
     ck_assert_ptr_nonnull(chain);
     cal = cw_calendar_new(chain, err, sizeof err);
     ck_assert_msg(cal != NULL, "%s", err);

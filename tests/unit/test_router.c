@@ -12,6 +12,7 @@
 #include "classify.h"
 #include "assign.h"
 #include "plan.h"
+#include "chain_yaml.h"
 #include "testing.h"
 
 /* clang-format off */
@@ -78,15 +79,7 @@ static const char rules_yaml[] =
 
 static cw_chain *load_yaml(const char *yaml)
 {
-    char path[] = "/tmp/cw-router-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(yaml, f);
-    fclose(f);
-    cw_chain *c = cw_chain_load(path, NULL, NULL);
-    unlink(path);
+    cw_chain *c = cw_test_chain_from_yaml(yaml);
     ck_assert_msg(c != NULL, "the test chain does not load");
     return c;
 }
