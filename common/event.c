@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 const char *const cw_topics[] = {CW_TOPIC_INTAKE, CW_TOPIC_CASES, CW_TOPIC_NOTIFY,
-                                 CW_TOPIC_NOTIFY_RESULTS, CW_TOPIC_NOTIFY_DLQ};
+                                 CW_TOPIC_NOTIFY_RESULTS, CW_TOPIC_NOTIFY_DLQ, CW_TOPIC_INTAKE_DLQ};
 const size_t cw_topics_count = sizeof cw_topics / sizeof cw_topics[0];
 
 static char *or_empty(const char *s) { return (char *)(s ? s : ""); }

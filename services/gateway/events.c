@@ -143,6 +143,25 @@ static void committed(struct gw_req *r, const redisReply *reply, const char *err
         gw_reply(r, 202, response(ev));
 }
 
+/* What the case's history shows of this action (docs/api.md, GET /v1/cases/{id}). */
+static char *history_entry(const struct gw_req *r, const struct ev *ev, int64_t at_ms)
+{
+    json_t *h = json_pack("{s:I,s:s,s:s,s:s,s:s}", "at", (json_int_t)at_ms, "event", ev->def->name,
+                          "event_id", ev->event_id, "actor",
+                          r->client == GW_TENANT ? r->tenant->id : r->staff->id, "actor_kind",
+                          r->client == GW_TENANT ? "tenant" : "staff");
+    if (!h) return NULL;
+    if (ev->note) json_object_set_new(h, "note", json_string(ev->note));
+    if (ev->reply) json_object_set_new(h, "reply", json_string(ev->reply));
+    if (ev->outcome_name) json_object_set_new(h, "outcome", json_string(ev->outcome_name));
+    if (ev->to_staff) json_object_set_new(h, "to_staff", json_string(ev->to_staff));
+    if (ev->to_department) json_object_set_new(h, "to_department", json_string(ev->to_department));
+    if (ev->new_status[0]) json_object_set_new(h, "status", json_string(ev->new_status));
+    char *s = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(h);
+    return s;
+}
+
 static void delivered(void *opaque, int error, const char *errstr)
 {
     struct gw_req *r = opaque;
@@ -163,16 +182,24 @@ static void delivered(void *opaque, int error, const char *errstr)
     json_t *resp = response(ev);
     r->answer = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
     json_decref(resp);
-    char now[24];
+    char now[24], at[24];
     snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
+    /* The entry's time is its event id's: the same on a retried commit, so it is one entry. */
+    int64_t at_ms = cw_ulid_time_ms(ev->event_id);
+    snprintf(at, sizeof at, "%lld", (long long)at_ms);
+    char *entry = history_entry(r, ev, at_ms);
     const char *argv[] = {r->idem_key,
                           ev->case_id,
                           ev->def->name,
                           ev->outcome_name ? ev->outcome_name : "",
                           now,
                           ev->new_status,
-                          r->answer ? r->answer : "{}"};
-    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 7, argv, committed);
+                          r->answer ? r->answer : "{}",
+                          entry ? entry : "{}",
+                          at,
+                          ev->to_staff ? ev->to_staff : ""};
+    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 10, argv, committed);
+    free(entry);
     if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
     gw_req_release(r);
 }

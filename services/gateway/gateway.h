@@ -49,6 +49,7 @@ enum gw_route {
     GW_TENANT_CASES_LIST,
     GW_TENANT_CASE_GET,
     GW_TENANT_CASE_EVENTS,
+    GW_CASE_GET, /* GET /v1/cases/{id} with a staff token: the whole record */
     GW_OTHER,
     GW_ROUTE__COUNT
 };
@@ -62,6 +63,7 @@ enum gw_script {
     GW_S_LOOKUP,
     GW_S_LIST,
     GW_S_GET,
+    GW_S_STAFF_GET,
     GW_S__COUNT
 };
 
@@ -182,6 +184,7 @@ void gw_case_event(struct gw_req *r); /* POST .../events */
 void gw_case_status(struct gw_req *r, const char *phone_last4);
 void gw_tenant_list(struct gw_req *r, const char *query);
 void gw_tenant_get(struct gw_req *r);
+void gw_staff_get(struct gw_req *r); /* GET /v1/cases/{id} with a staff token */
 
 /* ---- main.c helpers used by the endpoints ---- */
 /* Parses the body into r->body (an object) and its hash; answers 4xx and returns -1 if not. */

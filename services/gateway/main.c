@@ -259,10 +259,15 @@ static void handle(struct evhttp_request *req, void *arg)
         return;
     }
 
+    /* The same path answers the customer's status check and, with a staff token, the staff
+     * member's read of the whole record. */
+    if (rm.route == GW_CASE_STATUS &&
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))
+        r->route = rm.route = GW_CASE_GET;
     bool tenant_route = rm.route >= GW_TENANT_CASES_POST && rm.route <= GW_TENANT_CASE_EVENTS;
     bool post = rm.route == GW_CASES_POST || rm.route == GW_CASE_EVENTS ||
                 rm.route == GW_TENANT_CASES_POST || rm.route == GW_TENANT_CASE_EVENTS;
-    bool needs_credential = tenant_route || rm.route == GW_CASE_EVENTS;
+    bool needs_credential = tenant_route || rm.route == GW_CASE_EVENTS || rm.route == GW_CASE_GET;
     if (rm.route != GW_CASE_STATUS && authenticate(r, tenant_route, needs_credential) != 0) return;
     if (r->client == GW_PUBLIC && gw_rate_check(r, 0, r->client_ip) != 0) return;
     if (r->client == GW_TENANT && gw_rate_check(r, 2, r->tenant->id) != 0) return;
@@ -289,6 +294,7 @@ static void handle(struct evhttp_request *req, void *arg)
     }
     case GW_TENANT_CASES_LIST: gw_tenant_list(r, evhttp_uri_get_query(uri)); break;
     case GW_TENANT_CASE_GET: gw_tenant_get(r); break;
+    case GW_CASE_GET: gw_staff_get(r); break;
     default: gw_error(r, 404, "not_found", "no such endpoint", NULL); break;
     }
 }

@@ -252,3 +252,100 @@ void gw_tenant_get(struct gw_req *r)
     if (gw_store_run(r, GW_S_GET, 0, 1, argv, got) != 0)
         gw_error_retry(r, 503, "unavailable", "case store unavailable; retry", 2);
 }
+
+/* ---- staff: the whole record ---- */
+
+/* A clock or history entry's "*_ms" time, also as local time of the site under `key`. */
+static void add_local_time(struct gw *gw, json_t *obj, const char *ms_key, const char *key,
+                           const struct cw_site *site)
+{
+    json_t *v = json_object_get(obj, ms_key);
+    if (!json_is_integer(v)) return;
+    char buf[48];
+    gw_format_time(gw, site, (int64_t)json_integer_value(v), buf, sizeof buf);
+    json_object_set_new(obj, key, json_string(buf));
+}
+
+static void staff_got(struct gw_req *r, const redisReply *reply, const char *err)
+{
+    if (err) {
+        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry", 2);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+        gw_error(r, 404, "not_found", "no such case", NULL);
+        return;
+    }
+    /* id, name, value, ..., "#history", entries... */
+    size_t n = reply->elements, hist = n;
+    for (size_t i = 1; i < n; i += 2)
+        if (strcmp(gw_reply_str(reply, i), "#history") == 0) {
+            hist = i;
+            break;
+        }
+    const char *site_id = "", *status = "", *record = NULL, *view = NULL;
+    for (size_t i = 1; i + 1 < hist; i += 2) {
+        const char *k = gw_reply_str(reply, i), *v = gw_reply_str(reply, i + 1);
+        if (strcmp(k, "site") == 0) site_id = v;
+        if (strcmp(k, "status") == 0) status = v;
+        if (strcmp(k, "record") == 0) record = v;
+        if (strcmp(k, "view") == 0) view = v;
+    }
+    /* Not confirmed yet, or another site's (unless the reader is the group's): the same 404. */
+    const struct cw_site *site = cw_chain_site(r->gw->chain, site_id);
+    if (!site || strcmp(status, "pending") == 0 || (r->staff->site && r->staff->site != site)) {
+        gw_error(r, 404, "not_found", "no such case", NULL);
+        return;
+    }
+    /* The router's record (everything, personal data included: staff call the customer back);
+     * before routing, the gateway's view. */
+    json_t *o = json_loads(record ? record : view ? view : "{}", 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_object_set_new(o, "case_id", json_string(gw_reply_str(reply, 0)));
+    static const char *const times[][2] = {{"created_ms", "received_at"},
+                                           {"reply_by_ms", "reply_by"},
+                                           {"updated_ms", "updated_at"},
+                                           {"routed_ms", "routed_at"}};
+    for (size_t i = 1; i + 1 < hist; i += 2) {
+        const char *k = gw_reply_str(reply, i), *v = gw_reply_str(reply, i + 1);
+        bool done = false;
+        for (size_t t = 0; t < sizeof times / sizeof times[0]; t++)
+            if (strcmp(k, times[t][0]) == 0) {
+                set_time(r->gw, o, times[t][1], site, v);
+                done = true;
+            }
+        /* internal: the phone check value, the tenant's masked view, the record itself */
+        if (done || !*v || strcmp(k, "phone_check") == 0 || strcmp(k, "view") == 0 ||
+            strcmp(k, "record") == 0)
+            continue;
+        json_object_set_new(o, k, json_string(v));
+    }
+    json_t *clocks = json_object_get(o, "clocks");
+    size_t i;
+    json_t *c;
+    json_array_foreach(clocks, i, c) add_local_time(r->gw, c, "due_ms", "due", site);
+    json_t *history = json_array();
+    for (size_t h = hist + 1; h < n; h++) {
+        json_t *e = json_loads(gw_reply_str(reply, h), 0, NULL);
+        if (!json_is_object(e)) {
+            json_decref(e);
+            continue;
+        }
+        json_object_set(e, "at_ms", json_object_get(e, "at"));
+        json_object_del(e, "at");
+        add_local_time(r->gw, e, "at_ms", "at", site);
+        json_array_append_new(history, e);
+    }
+    json_object_set_new(o, "history", history);
+    gw_reply(r, 200, o);
+}
+
+void gw_staff_get(struct gw_req *r)
+{
+    const char *argv[] = {r->path_id};
+    if (gw_store_run(r, GW_S_STAFF_GET, 0, 1, argv, staff_got) != 0)
+        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry", 2);
+}

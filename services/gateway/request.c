@@ -27,6 +27,7 @@ static const char *const route_names[GW_ROUTE__COUNT] = {
     [GW_TENANT_CASES_LIST] = "GET /v1/tenant/cases",
     [GW_TENANT_CASE_GET] = "GET /v1/tenant/cases/{id}",
     [GW_TENANT_CASE_EVENTS] = "POST /v1/tenant/cases/{id}/events",
+    [GW_CASE_GET] = "GET /v1/cases/{id}",
     [GW_OTHER] = "other",
 };
 

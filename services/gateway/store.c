@@ -72,11 +72,13 @@ static const char intake_lua[] = IDEM_PRELUDE
 /* KEYS: idem ('' none). ARGV: 1 case id, 2 response json. */
 static const char intake_commit_lua[] =
     "local ck = 'cw:case:' .. ARGV[1]\n"
-    "local r = redis.call('HMGET', ck, 'status', 'case_no', 'tenant', 'created_ms')\n"
+    "local r = redis.call('HMGET', ck, 'status', 'case_no', 'tenant', 'created_ms', 'site')\n"
     "if not r[1] then return 0 end\n"
+    /* the router may have been first: then the record is already further along */
     "if r[1] == 'pending' then\n"
     "  redis.call('HSET', ck, 'status', 'received')\n"
     "  redis.call('PERSIST', ck)\n"
+    "  redis.call('ZADD', 'cw:idx:site:' .. r[5] .. ':received', r[4], ARGV[1])\n"
     "end\n"
     "redis.call('SET', 'cw:caseno:' .. r[2], ARGV[1])\n"
     "if r[3] ~= '' then redis.call('ZADD', 'cw:tenant:' .. r[3] .. ':cases', r[4], ARGV[1]) end\n"
@@ -124,11 +126,35 @@ static const char event_lua[] = IDEM_PRELUDE
     "or '-') .. ' ' .. st\n" IDEM_RESERVE "return {'new', ids}\n";
 
 /* KEYS: idem ('' none). ARGV: 1 case id, 2 action, 3 outcome, 4 now, 5 new status ('' same),
- * 6 response. */
+ * 6 response, 7 history entry (JSON), 8 its time (ms), 9 new owner ('' same). Keeps the
+ * router's indexes: the site's cases by status, the owner's open cases and open load. The
+ * history is a sorted set of entries that name their event: a retried commit adds nothing. */
 static const char event_commit_lua[] =
-    "local ck = 'cw:case:' .. ARGV[1]\n"
-    "if redis.call('EXISTS', ck) == 0 then return 0 end\n"
-    "if ARGV[5] ~= '' then redis.call('HSET', ck, 'status', ARGV[5]) end\n"
+    "local id = ARGV[1]\n"
+    "local ck = 'cw:case:' .. id\n"
+    "local r = redis.call('HMGET', ck, 'status', 'site', 'owner', 'created_ms')\n"
+    "if not r[1] then return 0 end\n"
+    "local old, site, owner, created = r[1], r[2], r[3], r[4]\n"
+    "local status = old\n"
+    "if ARGV[5] ~= '' and ARGV[5] ~= old then\n"
+    "  status = ARGV[5]\n"
+    "  redis.call('HSET', ck, 'status', status)\n"
+    "  redis.call('ZREM', 'cw:idx:site:' .. site .. ':' .. old, id)\n"
+    "  redis.call('ZADD', 'cw:idx:site:' .. site .. ':' .. status, created, id)\n"
+    "end\n"
+    "local was_open, is_open = old ~= 'closed', status ~= 'closed'\n"
+    "local new_owner = owner\n"
+    "if ARGV[9] ~= '' then new_owner = ARGV[9] redis.call('HSET', ck, 'owner', new_owner) end\n"
+    "local lk = 'cw:load:' .. site\n"
+    "if owner and was_open and (not is_open or new_owner ~= owner) then\n"
+    "  redis.call('ZREM', 'cw:idx:owner:' .. owner, id)\n"
+    "  redis.call('HINCRBY', lk, owner, -1)\n"
+    "end\n"
+    "if new_owner and is_open and (not was_open or new_owner ~= owner) then\n"
+    "  redis.call('ZADD', 'cw:idx:owner:' .. new_owner, created, id)\n"
+    "  redis.call('HINCRBY', lk, new_owner, 1)\n"
+    "end\n"
+    "redis.call('ZADD', ck .. ':history', ARGV[8], ARGV[7])\n"
     "if ARGV[2] == 'followup' then redis.call('HSET', ck, 'followup', ARGV[3])\n"
     "elseif ARGV[2] == 'reopen' then redis.call('HDEL', ck, 'followup') end\n"
     "redis.call('HSET', ck, 'updated_ms', ARGV[4])\n"
@@ -197,6 +223,23 @@ static const char get_lua[] =
     "if not r[2] or r[2] == 'pending' then return {} end\n"
     "return {id, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10] or ''}\n";
 
+/* ARGV: 1 case id or number. Returns {} or {id, then name, value... of the whole record, then
+ * '#history', then the history entries oldest first}. */
+static const char staff_get_lua[] =
+    "local id = ARGV[1]\n"
+    "if string.find(id, '-', 1, true) then\n"
+    "  id = redis.call('GET', 'cw:caseno:' .. id)\n"
+    "  if not id then return {} end\n"
+    "end\n"
+    "local ck = 'cw:case:' .. id\n"
+    "local f = redis.call('HGETALL', ck)\n"
+    "if #f == 0 then return {} end\n"
+    "local out = {id}\n"
+    "for i = 1, #f do out[#out + 1] = f[i] end\n"
+    "out[#out + 1] = '#history'\n"
+    "for _, h in ipairs(redis.call('ZRANGE', ck .. ':history', 0, 999)) do out[#out + 1] = h end\n"
+    "return out\n";
+
 static const char *const sources[GW_S__COUNT] = {
     [GW_S_INTAKE] = intake_lua,
     [GW_S_INTAKE_COMMIT] = intake_commit_lua,
@@ -206,6 +249,7 @@ static const char *const sources[GW_S__COUNT] = {
     [GW_S_LOOKUP] = lookup_lua,
     [GW_S_LIST] = list_lua,
     [GW_S_GET] = get_lua,
+    [GW_S_STAFF_GET] = staff_get_lua,
 };
 
 int gw_store_init(struct gw *gw)

@@ -156,7 +156,7 @@ check "malformed protobuf: an error line with the value's length and no event" \
   jq_true all "map(select(.key == \"$C\" and .value_length == 6))[0] | .topic == \"casewire.cases.v1\" and .error == \"not a casewire.v1.Envelope (malformed protobuf)\" and (has(\"event\") | not)"
 check "an envelope of a newer body kind: error, its meta and the unknown field (number, type, length only)" \
   jq_equal all "map(select(.key == \"$C\" and (.error // \"\" | test(\"has no body\"))))[0] | [.topic, .event.meta.site_id, .event.meta.producer, .event._unknown_fields]" \
-  '["casewire.cases.v1","SH02","future",[{"number":16,"wire_type":"length-delimited","length":5}]]'
+  '["casewire.cases.v1","SH02","future",[{"number":99,"wire_type":"length-delimited","length":5}]]'
 check "a record without a value: an error line (tombstone), length 0" \
   jq_true all "map(select(.key == \"$C\" and .topic == \"casewire.intake.v1\"))[0] | .error == \"no value (a tombstone)\" and .value_length == 0"
 

@@ -7,6 +7,8 @@
  *       without a value). The values are repeated in tail.sh; change both together.
  *   tail_produce note CASE_ID TEXT
  *       one CaseEvent (action note) on casewire.cases.v1, keyed by CASE_ID.
+ *   tail_produce bad-intake
+ *       six records on casewire.intake.v1 the router must refuse (for router.sh).
  * Brokers come from KAFKA_BROKERS. Exit 0 only when every record was acknowledged (acks=all).
  */
 #include <librdkafka/rdkafka.h>
@@ -285,18 +287,58 @@ static int send_undecodable(rd_kafka_t *rk)
     static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
     if (send_raw(rk, CW_TOPIC_CASES, CASE_C, garbage, sizeof garbage) != 0) return -1;
 
-    /* Meta, and a body of a kind this build does not know: field 16, "hello". */
+    /* Meta, and a body of a kind this build does not know: field 99, "hello". */
     cw_event_meta meta;
     meta_fill(&meta, "01JDEVENT00000000000000008", CASE_C, "future");
     meta.site_id = "SH02";
     cw_envelope env = CASEWIRE__V1__ENVELOPE__INIT;
     env.meta = &meta;
-    /* tag (16 << 3 | 2) = 130 as a varint: 0x82 0x01; length 5 */
-    static const uint8_t newer_body[] = {0x82, 0x01, 5, 'h', 'e', 'l', 'l', 'o'};
+    /* tag (99 << 3 | 2) = 794 as a varint: 0x9a 0x06; length 5 */
+    static const uint8_t newer_body[] = {0x9a, 0x06, 5, 'h', 'e', 'l', 'l', 'o'};
     if (send_env(rk, CW_TOPIC_CASES, &env, newer_body, sizeof newer_body) != 0) return -1;
 
     /* No value at all (a tombstone). */
     return send_raw(rk, CW_TOPIC_INTAKE, CASE_C, NULL, 0);
+}
+
+/* Records the router must send to casewire.intake-dlq.v1, each keyed by its own ULID
+ * (01JDBAD000000000000000000N): garbage bytes, a CaseRouted where a CaseSubmitted belongs,
+ * an unknown site, no case number, text that is not UTF-8, and a tombstone. */
+static int send_bad_intake(rd_kafka_t *rk)
+{
+    static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    if (send_raw(rk, CW_TOPIC_INTAKE, "01JDBAD0000000000000000001", garbage, sizeof garbage))
+        return -1;
+    cw_event_meta meta;
+    cw_envelope env = CASEWIRE__V1__ENVELOPE__INIT;
+    Casewire__V1__CaseRouted routed = CASEWIRE__V1__CASE_ROUTED__INIT;
+    meta_fill(&meta, "01JDBADEVENT00000000000002", "01JDBAD0000000000000000002", "gateway");
+    env.meta = &meta;
+    env.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_ROUTED;
+    env.case_routed = &routed;
+    if (send_env(rk, CW_TOPIC_INTAKE, &env, NULL, 0)) return -1;
+
+    Casewire__V1__CaseSubmitted cs = CASEWIRE__V1__CASE_SUBMITTED__INIT;
+    env.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_SUBMITTED;
+    env.case_submitted = &cs;
+    cs.channel = CASEWIRE__V1__CHANNEL__CHANNEL_WEB;
+    cs.case_no = "ZZ99-261124-0001";
+    cs.text = "unknown site";
+    meta_fill(&meta, "01JDBADEVENT00000000000003", "01JDBAD0000000000000000003", "gateway");
+    meta.site_id = "ZZ99";
+    if (send_env(rk, CW_TOPIC_INTAKE, &env, NULL, 0)) return -1;
+
+    cs.case_no = "";
+    cs.text = "no case number";
+    meta_fill(&meta, "01JDBADEVENT00000000000004", "01JDBAD0000000000000000004", "gateway");
+    if (send_env(rk, CW_TOPIC_INTAKE, &env, NULL, 0)) return -1;
+
+    cs.case_no = "SH01-261124-9995";
+    cs.text = "caf\xc3 au lait \xff";
+    meta_fill(&meta, "01JDBADEVENT00000000000005", "01JDBAD0000000000000000005", "gateway");
+    if (send_env(rk, CW_TOPIC_INTAKE, &env, NULL, 0)) return -1;
+
+    return send_raw(rk, CW_TOPIC_INTAKE, "01JDBAD0000000000000000006", NULL, 0);
 }
 
 int main(int argc, char **argv)
@@ -304,8 +346,10 @@ int main(int argc, char **argv)
     const char *brokers = getenv("KAFKA_BROKERS");
     int fixtures = argc == 2 && strcmp(argv[1], "fixtures") == 0;
     int note = argc == 4 && strcmp(argv[1], "note") == 0;
-    if (!brokers || (!fixtures && !note)) {
-        fprintf(stderr, "usage: KAFKA_BROKERS=... tail_produce fixtures | note CASE_ID TEXT\n");
+    int bad = argc == 2 && strcmp(argv[1], "bad-intake") == 0;
+    if (!brokers || (!fixtures && !note && !bad)) {
+        fprintf(stderr,
+                "usage: KAFKA_BROKERS=... tail_produce fixtures | note CASE_ID TEXT | bad-intake\n");
         return 2;
     }
     char err[512];
@@ -330,6 +374,9 @@ int main(int argc, char **argv)
              send_deadline_fired(rk) || send_notification_task(rk) ||
              send_notification_result(rk) || send_dead_letter(rk) || send_undecodable(rk);
         sent = 10;
+    } else if (bad) {
+        rc = send_bad_intake(rk);
+        sent = 6;
     } else {
         rc = send_case_event(rk, argv[2], 1, argv[3]);
         sent = 1;
