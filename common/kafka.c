@@ -693,6 +693,7 @@ const void *cw_kmsg_value(const cw_kmsg *m, size_t *len)
     *len = m->rkm ? m->rkm->len : 0;
     return m->rkm ? m->rkm->payload : NULL;
 }
+int cw_kmsg_detached(const cw_kmsg *m) { return m->rkm == NULL; }
 const void *cw_kmsg_key(const cw_kmsg *m, size_t *len)
 {
     *len = m->rkm ? m->rkm->key_len : 0;

@@ -102,7 +102,10 @@ struct cw_consumer_stats {
 };
 void cw_consumer_stats(const cw_consumer *c, struct cw_consumer_stats *out);
 
+/* NULL for a record without a value (a tombstone) and for a detached message. */
 const void *cw_kmsg_value(const cw_kmsg *m, size_t *len);
+/* 1 once the consumer closed with m not done: its data is gone, it will be redelivered. */
+int cw_kmsg_detached(const cw_kmsg *m);
 const void *cw_kmsg_key(const cw_kmsg *m, size_t *len);
 const char *cw_kmsg_topic(const cw_kmsg *m);
 int32_t cw_kmsg_partition(const cw_kmsg *m);

@@ -230,7 +230,7 @@ static void on_intake(void *arg, cw_kmsg *m)
     size_t len = 0;
     const void *value = cw_kmsg_value(m, &len);
     char err[200];
-    if (!value) {
+    if (!value && !cw_kmsg_detached(m)) {
         snprintf(job->reject_reason, sizeof job->reject_reason, "%s", "no value (a tombstone)");
         reject(job);
         return;

@@ -234,7 +234,7 @@ int rt_publish_rejected(struct router *rt, struct rt_job *job, cw_delivery_fn *c
     size_t vlen = 0, klen = 0;
     const void *value = cw_kmsg_value(job->msg, &vlen);
     const void *key = cw_kmsg_key(job->msg, &klen);
-    if (!value) return CW_PRODUCE_FAILED; /* detached at shutdown: it will be redelivered */
+    if (cw_kmsg_detached(job->msg)) return CW_PRODUCE_FAILED; /* it will be redelivered */
 
     /* The case id if the record says one, else its key if that is one, else "-". */
     char case_id[CW_ULID_LEN + 1] = "-";

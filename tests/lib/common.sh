@@ -8,6 +8,7 @@
 #                                sets REDIS_PORT REDIS_PID
 #   stop_redis [SIGNAL]          stop the redis started above (default TERM)
 #   start_devbroker DIR [ARGS]   the development Kafka broker; sets KAFKA_BROKERS DEVBROKER_PID
+#   start_gateway DIR [VAR=v...] / start_router DIR [VAR=v...]   the services, on free ports
 # Every process a script starts is tracked and killed on exit; the temp dir is removed.
 set -uo pipefail
 : "${CW_BUILD:?run through tests/run.sh (CW_BUILD unset)}"
@@ -122,6 +123,25 @@ start_gateway() {
   GW_URL="http://127.0.0.1:$GW_PORT"
   if ! wait_until 30 curl -sf -o /dev/null "$GW_URL/readyz"; then
     echo "# gateway did not become ready; see $dir/gateway.log" >&2; tail -20 "$dir/gateway.log" >&2
+    return 1
+  fi
+}
+
+# start_router DIR [VAR=value...]: a casewire-router against the Redis and devbroker started
+# above, with the example chain unless CASEWIRE_CHAIN=... is given. Sets ROUTER_PID and
+# ROUTER_ADMIN (its admin URL) and waits for /readyz. Logs in DIR/router.log (appended).
+start_router() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  local port; port=$(free_port)
+  env CASEWIRE_ADMIN_PORT="$port" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    KAFKA_BROKERS="$KAFKA_BROKERS" CASEWIRE_CHAIN="$CW_ROOT/deploy/chain.example.yaml" "$@" \
+    "$CW_BUILD/bin/casewire-router" >>"$dir/router.log" 2>&1 &
+  ROUTER_PID=$!
+  track_pid "$ROUTER_PID"
+  ROUTER_ADMIN="http://127.0.0.1:$port"
+  if ! wait_until 30 curl -sf -o /dev/null "$ROUTER_ADMIN/readyz"; then
+    echo "# router did not become ready; see $dir/router.log" >&2; tail -20 "$dir/router.log" >&2
     return 1
   fi
 }
