@@ -67,7 +67,9 @@ src_routes=$(grep -oE '"(GET|POST|PUT|PATCH|DELETE) /[^"]*"' "$gwsrc/request.c" 
 missing=""
 while IFS= read -r r; do
   [ -n "$r" ] || continue
-  printf '%s\n' "${routes[@]}" | grep -qxF "$r" || missing="$missing [$r]"
+  # a path parameter's name does not matter: GET /v1/cases/{id} (staff) is GET /v1/cases/{case_no}
+  printf '%s\n' "${routes[@]}" | sed 's/{[^}]*}/{}/g' | grep -qxF "$(sed 's/{[^}]*}/{}/g' <<<"$r")" ||
+    missing="$missing [$r]"
 done <<<"$src_routes"
 check "every route of services/gateway/request.c ($(grep -c . <<<"$src_routes")) is in this script's list${missing:+; missing:$missing}" \
   eval '[ -z "$missing" ] && [ "$(grep -c . <<<"$src_routes")" -ge 9 ]'

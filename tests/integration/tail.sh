@@ -217,7 +217,7 @@ check "the follower printed only the new note, none of the older records" \
 
 "$tail_bin" --timeout 120 >"$CW_TMP/follow2.out" 2>"$CW_TMP/follow2.err" &
 f2=$!; track_pid "$f2"
-check "follower of every topic reports it is reading 30 partitions" wait_until 20 grep -q "reading 30 partitions of 5 topics" "$CW_TMP/follow2.err"
+check "follower of every topic reports it is reading 36 partitions" wait_until 20 grep -q "reading 36 partitions of 6 topics" "$CW_TMP/follow2.err"
 E=01JDCASEEEEEEEEEEEEEEEEEEE
 "$produce" note "$E" "second note" >>"$CW_TMP/produce.log" 2>&1
 has_e() { grep -q "\"key\":\"$E\"" "$CW_TMP/follow2.out"; }
