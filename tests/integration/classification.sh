@@ -2,9 +2,10 @@
 # The default rules of deploy/chain.example.yaml against the labelled set
 # (tests/data/classification.jsonl; tests/data/README.md says how it was written and labelled).
 # Prints the accuracy of every field on all samples, the dev part and the held-out part (the
-# rules were tuned on dev only), and each category's recall. Issue 3/7's targets are checked
-# on the whole set (category >= 90% right, every emergency recognised) once the default rules
-# are tuned to them: until then the figures are reported and the set itself is checked.
+# rules were tuned on dev only), and each category's recall. Of issue 3/7's targets, category
+# >= 90% right on the whole set is checked; every emergency recognised is not met yet (47 of
+# 49: two held-out ones), so emergency recall is reported, with a floor that keeps it from
+# sliding back.
 source "$CW_ROOT/tests/lib/common.sh"
 data="$CW_ROOT/tests/data/classification.jsonl"
 out="$CW_TMP/eval.out"
@@ -30,3 +31,8 @@ check "the set has emergencies to find ($emergencies)" at_least "$emergencies" 3
 dev=$(kv dev n) holdout=$(kv holdout n)
 check "dev ($dev) and holdout ($holdout) make up the whole set" test "$((dev + holdout))" = "$n"
 check "the holdout part is a real part (at least a quarter: $holdout of $n)" at_least "$((holdout * 4))" "$n"
+category=$(kv all category)
+check "category right for at least 90% of the whole set ($category)" at_least "$category" 0.90
+recall=$(kv all emergency_recall)
+check "emergencies recognised: at least 95% of the whole set ($recall; the target is 100%)" at_least "$recall" 0.95
+check "emergencies recognised: all of the dev part ($(kv dev emergency_recall))" at_least "$(kv dev emergency_recall)" 1
