@@ -54,7 +54,10 @@ static void finish(cw_shutdown *sd)
     /* Destructors run after the loop ends; if one hangs (seen with librdkafka 2.0.2's
      * rd_kafka_destroy), the alarm ends the process within the promised time. */
     signal(SIGALRM, on_alarm);
-    alarm(2);
+    /* What is left of the shutdown timeout, at least 2 s: a client library's destroy may
+     * still be leaving a consumer group or joining its threads (slowly under sanitizers). */
+    int64_t left_ms = sd->deadline - cw_mono_ms();
+    alarm(left_ms > 2000 ? (unsigned)((left_ms + 999) / 1000) : 2);
     event_base_loopbreak(sd->base);
 }
 
