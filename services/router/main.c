@@ -252,7 +252,6 @@ static int classifier_ready(void *arg) { return ((struct router *)arg)->classifi
 static int setup(struct router *rt, cw_service *svc)
 {
     char err[512];
-    rt->svc = svc;
     rt->base = cw_service_base(svc);
     rt->chain = cw_service_chain(svc);
     rt->redis = cw_service_redis(svc);

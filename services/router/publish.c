@@ -285,9 +285,8 @@ static void set_str(json_t *o, const char *key, const char *v)
     if (v && *v) json_object_set_new(o, key, json_string(v));
 }
 
-char *rt_record_json(const struct router *rt, const struct rt_job *job)
+char *rt_record_json(const struct rt_job *job)
 {
-    (void)rt;
     const Casewire__V1__CaseSubmitted *cs = job->cs;
     const struct rt_verdict *v = &job->verdict;
     json_t *o = json_object();

@@ -34,20 +34,18 @@ struct cw_redis;
 struct cw_redis_script;
 struct redisReply;
 struct cw_metric;
-typedef struct cw_service cw_service;
 
 /* Owner ids are staff ids (chain ids: at most 64 bytes). */
 #define RT_ID_MAX 72
 
 struct router {
-    cw_service *svc;
     struct event_base *base;
     const cw_chain *chain;
     cw_calendar *cal;
     rt_classifier *classifier;
     struct cw_redis *redis;
     cw_producer *producer;
-    struct cw_redis_script *route_script, *mark_script;
+    struct cw_redis_script *route_script;
     int64_t repeat_window_ms;
     struct rt_job *jobs; /* every job not finished, for the shutdown */
     bool closing;        /* the loop has ended: park jobs, start nothing */
@@ -112,6 +110,6 @@ int rt_publish_routed(struct router *rt, struct rt_job *job, cw_delivery_fn *cb,
 /* Produces the record, whole, to the dead-letter topic with job->reject_reason. */
 int rt_publish_rejected(struct router *rt, struct rt_job *job, cw_delivery_fn *cb);
 /* The case's JSON record for Redis (everything staff may read): malloc'd, or NULL. */
-char *rt_record_json(const struct router *rt, const struct rt_job *job);
+char *rt_record_json(const struct rt_job *job);
 
 #endif

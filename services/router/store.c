@@ -130,7 +130,7 @@ int rt_store_route(struct router *rt, struct rt_job *job,
                             cs->recorded_by ? cs->recorded_by : "");
     char *submitted = sub ? json_dumps(sub, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(sub);
-    char *record = rt_record_json(rt, job);
+    char *record = rt_record_json(job);
     if (!submitted || !record) {
         free(submitted);
         free(record);
