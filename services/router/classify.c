@@ -47,28 +47,114 @@ static bool is_alpha(unsigned char ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
 
-/* A keyword as a Vectorscan expression (the header says why the boundaries). Every ASCII
- * byte that is not a letter or digit is written \xHH, so no keyword can mean anything but
- * itself. NULL when out of memory. */
-static char *keyword_expression(const char *kw)
+static bool is_vowel(unsigned char ch)
 {
-    size_t n = strlen(kw);
-    char *out = malloc(4 * n + 32), *p = out;
+    ch = (unsigned char)(ch | 0x20);
+    return ch == 'a' || ch == 'e' || ch == 'i' || ch == 'o' || ch == 'u';
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code
+ * points past U+10FFFF), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned char b = s[0];
+    if (b < 0x80) return 1;
+    size_t n = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 ? 2 : 0;
+    if (n == 0 || b > 0xf4 || n > left) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (b == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
+    if (b == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
+    if (b == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
+    if (b == 0xf4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
+    return n;
+}
+
+/* The ASCII character a full-width form (U+FF01..U+FF5E) or the ideographic space stands
+ * for, when the n-byte sequence at s is one of them; 0 otherwise. Text and patterns are
+ * folded the same way, so that a keyword written with "，" still matches. */
+static char folded_ascii(const unsigned char *s, size_t n)
+{
+    if (n != 3) return 0;
+    unsigned cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+    if (cp >= 0xff01 && cp <= 0xff5e) return (char)(cp - 0xff01 + 0x21);
+    if (cp == 0x3000) return ' ';
+    return 0;
+}
+
+/* A keyword or regex from the chain with its full-width forms folded to ASCII. In a regex a
+ * folded character is written \xHH (so "（" stays a literal, never a group), or as itself
+ * right after a backslash. NULL when out of memory; the chain checked the UTF-8. */
+static char *fold_source(const char *src, bool regex)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t len = strlen(src);
+    char *out = malloc(4 * len + 1), *p = out;
     if (!out) return NULL;
+    bool escaped = false;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(s + i, len - i);
+        if (n == 0) n = 1;
+        char ascii = folded_ascii(s + i, n);
+        if (!ascii) {
+            memcpy(p, s + i, n);
+            p += n;
+            escaped = regex && n == 1 && s[i] == '\\' && !escaped;
+        } else if (regex && !escaped) {
+            p += sprintf(p, "\\x%02x", (unsigned char)ascii);
+        } else {
+            *p++ = ascii;
+            escaped = false;
+        }
+        i += n;
+    }
+    *p = '\0';
+    return out;
+}
+
+/* A keyword as a Vectorscan expression (the header says why the boundaries and endings).
+ * Every ASCII byte that is not a letter or digit is written \xHH, so no keyword can mean
+ * anything but itself. NULL when out of memory. */
+static char *keyword_expression(const char *keyword)
+{
+    char *kw = fold_source(keyword, false);
+    if (!kw) return NULL;
+    size_t n = strlen(kw);
+    char *out = malloc(4 * n + 64), *p = out;
+    if (!out) {
+        free(kw);
+        return NULL;
+    }
+    unsigned char last = n ? (unsigned char)kw[n - 1] : 0;
+    unsigned char before = n > 1 ? (unsigned char)kw[n - 2] : 0;
+    /* How many final letters an ending replaces: "smoke" -> "smoking", "carry" -> "carried" */
+    size_t stem = n;
+    if (n >= 3 && (last | 0x20) == 'e' && is_alpha(before) && (before | 0x20) != 'e')
+        stem = n - 1;
+    else if (n >= 3 && (last | 0x20) == 'y' && is_alpha(before) && !is_vowel(before))
+        stem = n - 1;
     if (n && is_alnum((unsigned char)kw[0])) p += sprintf(p, "\\b");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < stem; i++) {
         unsigned char ch = (unsigned char)kw[i];
         if (ch >= 0x80 || is_alnum(ch))
             *p++ = (char)ch;
         else
             p += sprintf(p, "\\x%02x", ch);
     }
-    unsigned char last = n ? (unsigned char)kw[n - 1] : 0;
-    if (is_alpha(last))
+    if (stem < n && (last | 0x20) == 'e')
+        p += sprintf(p, "(?:e|es|ed|ing)\\b");
+    else if (stem < n)
+        p += sprintf(p, "(?:y|ies|ied|ying)\\b");
+    else if (is_alpha(last) && is_alpha(before) && is_vowel(before) && !is_vowel(last) &&
+             !strchr("wxyWXY", last))
+        /* a final consonant may double: "stop" -> "stopped", "chat" -> "chatting" */
+        p += sprintf(p, "(?:s|es|ed|ing|%ced|%cing)?\\b", last, last);
+    else if (is_alpha(last))
         p += sprintf(p, "(?:s|es|ed|ing)?\\b");
     else if (is_alnum(last))
         p += sprintf(p, "\\b");
     *p = '\0';
+    free(kw);
     return out;
 }
 
@@ -98,7 +184,8 @@ static int compile(rt_classifier *c, char *err, size_t errlen)
             c->exprs[e] = (struct expr){(unsigned)r, rule->patterns[i]};
         }
         for (size_t i = 0; i < rule->nregex; i++, e++) {
-            text[e] = rule->regex[i];
+            if (!(owned[e] = fold_source(rule->regex[i], true))) goto out_of_memory;
+            text[e] = owned[e];
             c->exprs[e] = (struct expr){(unsigned)r, rule->regex[i]};
         }
     }
@@ -178,23 +265,6 @@ void rt_classifier_free(rt_classifier *c)
 
 size_t rt_classifier_expressions(const rt_classifier *c) { return c ? c->nexprs : 0; }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code
- * points past U+10FFFF), 0 when there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-    unsigned char b = s[0];
-    if (b < 0x80) return 1;
-    size_t n = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 ? 2 : 0;
-    if (n == 0 || b > 0xf4 || n > left) return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (b == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
-    if (b == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
-    if (b == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
-    if (b == 0xf4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
-    return n;
-}
-
 /* Copies at most RT_CLASSIFY_MAX_TEXT bytes of in (whole characters only) into c->folded,
  * full-width ASCII forms (U+FF01..U+FF5E) and the ideographic space as ASCII. Returns the
  * length, or -1 when in is not valid UTF-8. */
@@ -206,13 +276,9 @@ static long fold(rt_classifier *c, const char *in, size_t len)
         size_t n = utf8_seq(s + i, len - i);
         if (n == 0) return -1;
         if (o + n > RT_CLASSIFY_MAX_TEXT) break;
-        unsigned cp = n == 3 ? (unsigned)(s[i] & 0x0f) << 12 | (unsigned)(s[i + 1] & 0x3f) << 6 |
-                                   (s[i + 2] & 0x3f)
-                             : 0;
-        if (cp >= 0xff01 && cp <= 0xff5e)
-            c->folded[o++] = (char)(cp - 0xff01 + 0x21);
-        else if (cp == 0x3000)
-            c->folded[o++] = ' ';
+        char ascii = folded_ascii(s + i, n);
+        if (ascii)
+            c->folded[o++] = ascii;
         else {
             memcpy(c->folded + o, s + i, n);
             o += n;

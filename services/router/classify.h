@@ -11,9 +11,12 @@
  *
  * Keywords are literal and case-insensitive. A keyword that begins with a Latin letter or
  * digit matches only at the start of a word ("rat" does not match "separate") and one that
- * ends with a letter may take an English ending (s, es, ed, ing: "toilet" matches "toilets").
- * Chinese has no word boundaries, so Chinese keywords match anywhere. Full-width Latin
- * letters and digits (ＡＣ, １２) are read as their ASCII forms.
+ * ends with a letter may take an English ending: s, es, ed, ing ("toilet" matches
+ * "toilets"), with a final e or consonant-y replaced ("smoke": "smoking"; "carry":
+ * "carried") and a final consonant after a vowel doubled ("stop": "stopped"). Chinese has
+ * no word boundaries, so Chinese keywords match anywhere. Full-width forms (ＡＣ, １２, "，",
+ * "？") and the ideographic space are read as their ASCII forms, in the text and in the
+ * keywords and regexes alike, so "，" in a rule matches "，" and "," in a text.
  *
  * Each decision names its reason (rule id and the keyword that matched, or "hint",
  * "stops_trading", "default"), so every routed case can be explained.

@@ -46,7 +46,7 @@ static const char rules_yaml[] =
     "classification_rules:\n"
     "  - id: fire\n"
     "    priority: 100\n"
-    "    patterns: [\"着火\", \"fire\", \"burning smell\"]\n"
+    "    patterns: [\"着火\", \"fire\", \"burning smell\", \"smoke\"]\n"
     "    set: {category: safety, urgency: emergency, type: complaint}\n"
     "  - id: tenant-leak\n"
     "    priority: 90\n"
@@ -60,7 +60,7 @@ static const char rules_yaml[] =
     "    set: {department_kind: security}\n"
     "  - id: pests\n"
     "    priority: 50\n"
-    "    patterns: [\"rat\", \"toilet\", \"老鼠\"]\n"
+    "    patterns: [\"rat\", \"toilet\", \"老鼠\", \"drip\", \"scurry\"]\n"
     "    set: {category: cleanliness}\n"
     "  - id: price\n"
     "    priority: 50\n"
@@ -71,6 +71,11 @@ static const char rules_yaml[] =
     "    priority: 40\n"
     "    patterns: [\"谢谢\", \"thank\"]\n"
     "    set: {type: praise}\n"
+    "  - id: where\n"
+    "    priority: 30\n"
+    "    patterns: [\"在哪？\"]\n"
+    "    regex: [\"（急）\", \"\\\\（问\"]\n"
+    "    set: {type: inquiry}\n"
     "  - id: weather\n"
     "    priority: 20\n"
     "    patterns: [\"下雨\"]\n"
@@ -152,11 +157,47 @@ START_TEST(latin_keywords_match_whole_words_with_english_endings)
         {"aab", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
         {"Ｔｏｉｌｅｔ", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS}, /* full-width */
         {"厕所有老鼠", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},   /* Chinese: anywhere */
+        /* a final e, consonant-y or doubled consonant takes its ending */
+        {"someone is smoking by the exit", CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY},
+        {"it smoked for a minute", CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY},
+        {"Smokes!", CASEWIRE__V1__CATEGORY__CATEGORY_SAFETY},
+        {"smok", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
+        {"a mouse scurried past", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"mice scurrying", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"water dripping from the roof", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"it dripped", CASEWIRE__V1__CATEGORY__CATEGORY_CLEANLINESS},
+        {"dripper", CASEWIRE__V1__CATEGORY__CATEGORY_OTHER},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct rt_verdict v = classify(cases[i].text);
         ck_assert_msg(v.category == cases[i].category, "\"%s\": category %d, want %d",
                       cases[i].text, v.category, cases[i].category);
+    }
+    close_classifier();
+}
+END_TEST
+
+/* Keywords and regexes are folded like the text, so a rule written with full-width
+ * punctuation matches it in either width, and a folded bracket stays a literal. */
+START_TEST(full_width_punctuation_in_rules_matches)
+{
+    open_classifier();
+    static const struct {
+        const char *text;
+        int type;
+    } cases[] = {
+        {"厕所在哪？", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_INQUIRY},
+        {"厕所在哪?", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_INQUIRY},
+        {"厕所在哪", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_COMPLAINT},
+        {"（急）请回电", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_INQUIRY},
+        {"(急)请回电", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_INQUIRY},
+        {"急，请回电", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_COMPLAINT}, /* not a group "(急)" */
+        {"（问一下", CASEWIRE__V1__CASE_TYPE__CASE_TYPE_INQUIRY},     /* escaped: literal */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rt_verdict v = classify(cases[i].text);
+        ck_assert_msg(v.type == cases[i].type, "\"%s\": type %d, want %d", cases[i].text, v.type,
+                      cases[i].type);
     }
     close_classifier();
 }
@@ -556,6 +597,7 @@ END_TEST
 
 CW_TEST_MAIN("router", emergency_rule_decides_and_says_why,
              latin_keywords_match_whole_words_with_english_endings,
+             full_width_punctuation_in_rules_matches,
              first_rule_to_set_a_field_decides_it, conditions_on_channel_and_site,
              hints_and_stops_trading_fill_what_rules_leave,
              bad_text_is_refused_and_long_text_is_cut_at_a_character,
