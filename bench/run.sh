@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark prints its figures. The figures belong here, never in the
-# test suite. Benchmarks arrive with the issues that set targets (gateway, router, deadline
-# worker, notifier, end to end); until then this runs the Kafka wrapper's throughput check.
+# test suite. Each bench/*.sh is one benchmark: the gateway (2/7), the Kafka wrapper, the
+# router (3/7); the deadline worker, notifier and end to end arrive with their issues.
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,7 +1,7 @@
 /*
  * classify_eval: the router's classifier against a labelled set (tests/data/classification.jsonl,
  * described in tests/data/README.md), with a chain's rules. Prints one line per split (all,
- * dev, holdout) with the accuracy of each field and the recall and precision of emergencies,
+ * dev, holdout, fresh; a split with no samples prints n=0) with the accuracy of each field and the recall and precision of emergencies,
  * then the recall of each category; with --misses, every wrong field with its text and the
  * rule that decided it (what to read when tuning the rules).
  *
@@ -20,8 +20,16 @@
 #include "classify.h"
 #include "domain.h"
 
-enum { SPLIT_ALL, SPLIT_DEV, SPLIT_HOLDOUT, SPLITS };
-static const char *const split_names[SPLITS] = {"all", "dev", "holdout"};
+enum { SPLIT_ALL, SPLIT_DEV, SPLIT_HOLDOUT, SPLIT_FRESH, SPLITS };
+static const char *const split_names[SPLITS] = {"all", "dev", "holdout", "fresh"};
+
+/* The split a sample's "split" names (tests/data/README.md), or -1. */
+static int split_index(const char *name)
+{
+    for (int i = SPLIT_DEV; i < SPLITS; i++)
+        if (strcmp(name, split_names[i]) == 0) return i;
+    return -1;
+}
 
 struct tally {
     unsigned n, right[4]; /* type, category, urgency, validity */
@@ -52,6 +60,11 @@ static int read_sample(json_t *o, struct sample *s)
         return -1;
     }
     if (!s->split) s->split = "dev";
+    if (split_index(s->split) < 0) {
+        fprintf(stderr, "classify_eval: %s: unknown split \"%s\" (dev, holdout or fresh)\n", s->id,
+                s->split);
+        return -1;
+    }
     s->channel = label(o, "channel", CW_VOCAB_CHANNEL, s->id);
     s->want[0] = label(o, "type", CW_VOCAB_CASE_TYPE, s->id);
     s->want[1] = label(o, "category", CW_VOCAB_CATEGORY, s->id);
@@ -170,7 +183,7 @@ int main(int argc, char **argv)
         }
         int got[4] = {v.type, v.category, v.urgency, v.validity};
         count(&tally[SPLIT_ALL], &s, got);
-        count(&tally[strcmp(s.split, "holdout") == 0 ? SPLIT_HOLDOUT : SPLIT_DEV], &s, got);
+        count(&tally[split_index(s.split)], &s, got);
         if (misses) print_misses(&s, got, &v);
         json_decref(o);
     }

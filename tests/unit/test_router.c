@@ -433,7 +433,7 @@ static const struct rt_clock *clock_of(const struct rt_plan *p, int kind)
 #define GENERAL CASEWIRE__V1__URGENCY__URGENCY_GENERAL
 #define WEB CASEWIRE__V1__CHANNEL__CHANNEL_WEB
 
-START_TEST(working_time_clocks_skip_closing_time_weekends_and_the_new_year_holiday)
+START_TEST(working_time_clocks_skip_closing_time_weekends_month_ends_and_the_new_year_holiday)
 {
     struct rt_plan p;
     /* Thursday 21:00, the last working hour of 2026: 1 h today; Friday is New Year's Day
@@ -453,6 +453,16 @@ START_TEST(working_time_clocks_skip_closing_time_weekends_and_the_new_year_holid
     ck_assert_int_eq(clock_of(&p, K(FOLLOWUP))->duration_ms, 3 * 3600000LL);
     ck_assert_ptr_null(clock_of(&p, K(REPLY)));
     ck_assert(!p.calendar_fallback);
+    plan_done();
+    /* Month end on a weekday: Monday 31 August 21:00, 1 h; Tuesday 1 September 10:00 + 7 h. */
+    plan_for("SH01", PRODUCT, GENERAL, WEB, "2026-08-31T21:00:00+08:00", 0, &p, "after-sales");
+    ck_assert_int_eq(clock_of(&p, K(RESOLUTION))->due_ms, at("2026-09-01T17:00:00+08:00"));
+    ck_assert_int_eq(clock_of(&p, K(FEEDBACK))->due_ms, at("2026-09-01T21:00:00+08:00"));
+    plan_done();
+    /* Month end on a Friday: 31 July 21:00, 1 h; the weekend is off; Monday 3 August. */
+    plan_for("SH01", PRODUCT, GENERAL, WEB, "2026-07-31T21:00:00+08:00", 0, &p, "after-sales");
+    ck_assert_int_eq(clock_of(&p, K(RESOLUTION))->due_ms, at("2026-08-03T17:00:00+08:00"));
+    ck_assert_int_eq(clock_of(&p, K(FEEDBACK))->due_ms, at("2026-08-03T21:00:00+08:00"));
     plan_done();
 }
 END_TEST
@@ -602,7 +612,7 @@ CW_TEST_MAIN("router", emergency_rule_decides_and_says_why,
              hints_and_stops_trading_fill_what_rules_leave,
              bad_text_is_refused_and_long_text_is_cut_at_a_character,
              a_regex_vectorscan_cannot_compile_names_its_rule,
-             working_time_clocks_skip_closing_time_weekends_and_the_new_year_holiday,
+             working_time_clocks_skip_closing_time_weekends_month_ends_and_the_new_year_holiday,
              a_case_filed_while_closed_starts_at_the_next_opening_in_its_own_time_zone,
              the_policy_follows_the_classification_and_the_reply_keeps_the_promise,
              assignment_follows_route_shifts_and_fallback)
