@@ -15,13 +15,8 @@ tail_bin="$CW_BUILD/bin/casewire-tail"
 R="$CW_TMP/r"
 mkdir -p "$R"
 
-start_redis "$CW_TMP/redis" || { not_ok "redis starts"; exit 1; }
-start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
-start_gateway "$CW_TMP/gw" CASEWIRE_RATE_IP_PER_MIN=0 CASEWIRE_RATE_PHONE_PER_HOUR=0 ||
-  { not_ok "gateway starts"; exit 1; }
-start_router "$CW_TMP/rt" || { not_ok "router starts"; exit 1; }
+start_routing_stack
 ok "router starts and is ready"
-RC="redis-cli -p $REDIS_PORT"
 
 DESK='demo-desk_agent-SH01' DESK2='demo-desk_agent-SH02' HQ='demo-group_head-HQ'
 # post NAME BODY [TOKEN]: POST /v1/cases; status in $st, body in $R/NAME.body

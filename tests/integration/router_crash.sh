@@ -14,12 +14,7 @@ N=${CW_ROUTER_CRASH_CASES:-10000}
 KILLS=5
 R="$CW_TMP/r"
 mkdir -p "$R"
-start_redis "$CW_TMP/redis" || { not_ok "redis starts"; exit 1; }
-start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
-start_gateway "$CW_TMP/gw" CASEWIRE_RATE_IP_PER_MIN=0 CASEWIRE_RATE_PHONE_PER_HOUR=0 ||
-  { not_ok "gateway starts"; exit 1; }
-start_router "$CW_TMP/rt" || { not_ok "router starts"; exit 1; }
-RC="redis-cli -p $REDIS_PORT"
+start_routing_stack
 
 # N cases over three sites, eight kinds of matter, each from its own phone (no repeats).
 awk -v n="$N" 'BEGIN {

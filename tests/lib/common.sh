@@ -107,41 +107,55 @@ start_devbroker() {
   export KAFKA_BROKERS
 }
 
-# start_gateway DIR [VAR=value...]: a casewire-gateway on a free port against the Redis and
-# devbroker started above (REDIS_PORT, KAFKA_BROKERS), with the example chain. Extra settings
-# go in as environment assignments (CASEWIRE_RATE_IP_PER_MIN=0). Sets GW_PID, GW_PORT, GW_URL
-# and waits for /readyz. Logs in DIR/gateway.log (appended: a restarted gateway keeps one log).
-start_gateway() {
-  local dir=$1; shift
+# _start_daemon NAME DIR PORT_SETTING PORT [VAR=value...]: build/bin/casewire-NAME against the
+# Redis and devbroker started above (REDIS_PORT, KAFKA_BROKERS), with the example chain, its
+# HTTP port given by PORT_SETTING=PORT; extra settings go in as environment assignments and
+# win. Logs in DIR/NAME.log (appended: a restarted daemon keeps one log). Sets DAEMON_PID and
+# waits for /readyz on PORT.
+_start_daemon() {
+  local name=$1 dir=$2 port_setting=$3 port=$4; shift 4
   mkdir -p "$dir"
-  GW_PORT=${GW_PORT:-$(free_port)}
-  env CASEWIRE_HTTP_PORT="$GW_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+  env "$port_setting=$port" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
     KAFKA_BROKERS="$KAFKA_BROKERS" CASEWIRE_CHAIN="$CW_ROOT/deploy/chain.example.yaml" "$@" \
-    "$CW_BUILD/bin/casewire-gateway" >>"$dir/gateway.log" 2>&1 &
-  GW_PID=$!
-  track_pid "$GW_PID"
-  GW_URL="http://127.0.0.1:$GW_PORT"
-  if ! wait_until 30 curl -sf -o /dev/null "$GW_URL/readyz"; then
-    echo "# gateway did not become ready; see $dir/gateway.log" >&2; tail -20 "$dir/gateway.log" >&2
+    "$CW_BUILD/bin/casewire-$name" >>"$dir/$name.log" 2>&1 &
+  DAEMON_PID=$!
+  track_pid "$DAEMON_PID"
+  if ! wait_until 30 curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; then
+    echo "# $name did not become ready; see $dir/$name.log" >&2; tail -20 "$dir/$name.log" >&2
     return 1
   fi
 }
 
-# start_router DIR [VAR=value...]: a casewire-router against the Redis and devbroker started
-# above, with the example chain unless CASEWIRE_CHAIN=... is given. Sets ROUTER_PID and
-# ROUTER_ADMIN (its admin URL) and waits for /readyz. Logs in DIR/router.log (appended).
+# start_gateway DIR [VAR=value...]: a casewire-gateway on a free port (or GW_PORT) as
+# _start_daemon says (CASEWIRE_RATE_IP_PER_MIN=0). Sets GW_PID, GW_PORT, GW_URL.
+start_gateway() {
+  local dir=$1 rc=0; shift
+  GW_PORT=${GW_PORT:-$(free_port)}
+  GW_URL="http://127.0.0.1:$GW_PORT"
+  _start_daemon gateway "$dir" CASEWIRE_HTTP_PORT "$GW_PORT" "$@" || rc=1
+  GW_PID=$DAEMON_PID
+  return $rc
+}
+
+# start_router DIR [VAR=value...]: a casewire-router as _start_daemon says, with the example
+# chain unless CASEWIRE_CHAIN=... is given. Sets ROUTER_PID and ROUTER_ADMIN (its admin URL).
 start_router() {
-  local dir=$1; shift
-  mkdir -p "$dir"
-  local port; port=$(free_port)
-  env CASEWIRE_ADMIN_PORT="$port" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
-    KAFKA_BROKERS="$KAFKA_BROKERS" CASEWIRE_CHAIN="$CW_ROOT/deploy/chain.example.yaml" "$@" \
-    "$CW_BUILD/bin/casewire-router" >>"$dir/router.log" 2>&1 &
-  ROUTER_PID=$!
-  track_pid "$ROUTER_PID"
+  local dir=$1 rc=0 port; shift
+  port=$(free_port)
   ROUTER_ADMIN="http://127.0.0.1:$port"
-  if ! wait_until 30 curl -sf -o /dev/null "$ROUTER_ADMIN/readyz"; then
-    echo "# router did not become ready; see $dir/router.log" >&2; tail -20 "$dir/router.log" >&2
-    return 1
-  fi
+  _start_daemon router "$dir" CASEWIRE_ADMIN_PORT "$port" "$@" || rc=1
+  ROUTER_PID=$DAEMON_PID
+  return $rc
+}
+
+# start_routing_stack: Redis, the devbroker, a gateway without rate limits and a router, as
+# the router's end-to-end tests use them (files under $CW_TMP). On a failure: not ok, exit.
+# Sets RC (a redis-cli for this Redis) besides what each start_* sets.
+start_routing_stack() {
+  start_redis "$CW_TMP/redis" || { not_ok "redis starts"; exit 1; }
+  start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
+  start_gateway "$CW_TMP/gw" CASEWIRE_RATE_IP_PER_MIN=0 CASEWIRE_RATE_PHONE_PER_HOUR=0 ||
+    { not_ok "gateway starts"; exit 1; }
+  start_router "$CW_TMP/rt" || { not_ok "router starts"; exit 1; }
+  RC="redis-cli -p $REDIS_PORT"
 }
