@@ -75,6 +75,10 @@ enum cw_setting_type { CW_T_STRING, CW_T_INT, CW_T_MS, CW_T_BOOL };
       "worker admin HTTP port (0: any free port; the bound port is logged)")                        \
     X(SHUTDOWN_TIMEOUT, "shutdown-timeout", "CASEWIRE_SHUTDOWN_TIMEOUT", CW_T_MS, "8s", 100, 120000,  \
       CW_SVC_ALL, 0, "finish in-flight work and stop within this long after SIGTERM")               \
+    X(RULES_CACHE, "rules-cache", "CASEWIRE_RULES_CACHE", CW_T_STRING, "var/cache/rules", 0, 0,     \
+      CW_SVC_ROUTER, 0,                                                                            \
+      "directory for compiled classification rules, so a restart loads them in milliseconds "      \
+      "instead of compiling them again (empty: compile at every start)")                           \
     X(DEVBROKER_BROKERS, "brokers", "CASEWIRE_DEVBROKER_BROKERS", CW_T_INT, "3", 1, 9,                 \
       CW_SVC_DEVBROKER, 0, "devbroker: number of mock brokers")                                     \
     X(DEVBROKER_PARTITIONS, "partitions", "CASEWIRE_DEVBROKER_PARTITIONS", CW_T_INT, "6", 1, 256,      \

@@ -1,14 +1,17 @@
 #include "classify.h"
 
 #include <hs.h>
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "casewire.pb-c.h"
 #include "domain.h"
 #include "policy.h"
+#include "rulecache.h"
 
 /* One compiled keyword or regex: the rule it belongs to and its text in the chain. */
 struct expr {
@@ -30,6 +33,7 @@ struct rt_classifier {
     unsigned *touched;
     size_t ntouched;
     char *folded; /* the text with full-width forms folded, RT_CLASSIFY_MAX_TEXT bytes */
+    struct rt_classifier_origin origin;
 };
 
 static const char *const field_names[RT_FIELDS] = {"type", "category", "urgency", "validity",
@@ -168,7 +172,84 @@ static size_t count_expressions(const cw_chain *chain)
     return n;
 }
 
-static int compile(rt_classifier *c, char *err, size_t errlen)
+/* The cache key: everything the compiled database depends on. A different library version
+ * or CPU (the database targets the host it is compiled on), or any change to an expression,
+ * its flags or its order, gives another key. */
+static int cache_key(const char *const *text, const unsigned *flags, size_t n,
+                     unsigned char key[RT_RULECACHE_KEY_LEN])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    hs_platform_info_t platform;
+    unsigned int len = 0;
+    const unsigned mode = HS_MODE_BLOCK;
+    int ok = md && hs_populate_platform(&platform) == HS_SUCCESS &&
+             EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, "casewire-rules-1", 17) == 1 &&
+             EVP_DigestUpdate(md, hs_version(), strlen(hs_version()) + 1) == 1 &&
+             EVP_DigestUpdate(md, &platform.tune, sizeof platform.tune) == 1 &&
+             EVP_DigestUpdate(md, &platform.cpu_features, sizeof platform.cpu_features) == 1 &&
+             EVP_DigestUpdate(md, &mode, sizeof mode) == 1;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = EVP_DigestUpdate(md, &flags[i], sizeof flags[i]) == 1 &&
+             EVP_DigestUpdate(md, text[i], strlen(text[i]) + 1) == 1;
+    ok = ok && EVP_DigestFinal_ex(md, key, &len) == 1 && len == RT_RULECACHE_KEY_LEN;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The database from the cache when it holds these expressions, else compiled (and stored
+ * when there is a cache). Only a failure to compile fails: the cache is an optimisation. */
+static int load_or_compile(rt_classifier *c, const char *const *text, const unsigned *flags,
+                           const unsigned *ids, const char *cache_dir, char *err, size_t errlen)
+{
+    struct rt_classifier_origin *o = &c->origin;
+    double start = now_ms();
+    unsigned char key[RT_RULECACHE_KEY_LEN];
+    bool cache = cache_dir && *cache_dir;
+    if (cache && cache_key(text, flags, c->nexprs, key) != 0) {
+        snprintf(o->cache_note, sizeof o->cache_note, "cannot compute the cache key");
+        cache = false;
+    }
+    if (cache) {
+        int got = rt_rulecache_load(cache_dir, key, &c->db, o->cache_note, sizeof o->cache_note);
+        if (got == 1) {
+            o->from_cache = true;
+            o->ms = now_ms() - start;
+            return 0;
+        }
+        c->db = NULL; /* got 0: a first start, or rules changed; -1: the note says why */
+    }
+    hs_compile_error_t *cerr = NULL;
+    if (hs_compile_multi(text, flags, ids, (unsigned)c->nexprs, HS_MODE_BLOCK, NULL, &c->db,
+                         &cerr) != HS_SUCCESS) {
+        if (cerr && cerr->expression >= 0 && (size_t)cerr->expression < c->nexprs) {
+            const struct expr *x = &c->exprs[cerr->expression];
+            snprintf(err, errlen, "classification rule %s: \"%s\": %s", c->rules[x->rule]->id,
+                     x->source, cerr->message);
+        } else
+            snprintf(err, errlen, "classification rules: %s", cerr ? cerr->message : "?");
+        hs_free_compile_error(cerr);
+        return -1;
+    }
+    o->ms = now_ms() - start;
+    if (cache) {
+        char why[sizeof o->cache_note - 16];
+        if (rt_rulecache_store(cache_dir, key, c->db, why, sizeof why) != 0)
+            snprintf(o->cache_note, sizeof o->cache_note, "not stored: %s", why);
+        else
+            o->stored = true;
+    }
+    return 0;
+}
+
+static int compile(rt_classifier *c, const char *cache_dir, char *err, size_t errlen)
 {
     const char **text = calloc(c->nexprs, sizeof *text);
     char **owned = calloc(c->nexprs, sizeof *owned);
@@ -194,18 +275,7 @@ static int compile(rt_classifier *c, char *err, size_t errlen)
         flags[i] = HS_FLAG_CASELESS | HS_FLAG_UTF8 | HS_FLAG_SINGLEMATCH;
         ids[i] = (unsigned)i;
     }
-    hs_compile_error_t *cerr = NULL;
-    if (hs_compile_multi(text, flags, ids, (unsigned)c->nexprs, HS_MODE_BLOCK, NULL, &c->db,
-                         &cerr) != HS_SUCCESS) {
-        if (cerr && cerr->expression >= 0 && (size_t)cerr->expression < c->nexprs) {
-            const struct expr *x = &c->exprs[cerr->expression];
-            snprintf(err, errlen, "classification rule %s: \"%s\": %s", c->rules[x->rule]->id,
-                     x->source, cerr->message);
-        } else
-            snprintf(err, errlen, "classification rules: %s", cerr ? cerr->message : "?");
-        hs_free_compile_error(cerr);
-        goto out;
-    }
+    if (load_or_compile(c, text, flags, ids, cache_dir, err, errlen) != 0) goto out;
     if (hs_alloc_scratch(c->db, &c->scratch) != HS_SUCCESS) {
         snprintf(err, errlen, "classification rules: cannot allocate scan space");
         goto out;
@@ -223,7 +293,8 @@ out:
     return rc;
 }
 
-rt_classifier *rt_classifier_new(const cw_chain *chain, char *err, size_t errlen)
+rt_classifier *rt_classifier_new(const cw_chain *chain, const char *cache_dir, char *err,
+                                 size_t errlen)
 {
     rt_classifier *c = calloc(1, sizeof *c);
     if (!c) {
@@ -243,7 +314,7 @@ rt_classifier *rt_classifier_new(const cw_chain *chain, char *err, size_t errlen
         goto fail;
     }
     for (size_t i = 0; i < c->nrules; i++) c->rules[i] = cw_chain_rule_at(chain, i);
-    if (c->nexprs && compile(c, err, errlen) != 0) goto fail;
+    if (c->nexprs && compile(c, cache_dir, err, errlen) != 0) goto fail;
     return c;
 fail:
     rt_classifier_free(c);
@@ -264,6 +335,11 @@ void rt_classifier_free(rt_classifier *c)
 }
 
 size_t rt_classifier_expressions(const rt_classifier *c) { return c ? c->nexprs : 0; }
+
+const struct rt_classifier_origin *rt_classifier_origin(const rt_classifier *c)
+{
+    return &c->origin;
+}
 
 /* Copies at most RT_CLASSIFY_MAX_TEXT bytes of in (whole characters only) into c->folded,
  * full-width ASCII forms (U+FF01..U+FF5E) and the ideographic space as ASCII. Returns the

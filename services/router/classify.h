@@ -63,14 +63,26 @@ struct rt_verdict {
     unsigned rules_matched;                /* rules whose text and conditions matched */
 };
 
-/* Compiles the chain's rules. NULL with the reason in err (a rule's regex Vectorscan cannot
- * compile: "classification rule price-dispute: regex \"...\": <why>"). The chain must outlive
- * the classifier. */
-rt_classifier *rt_classifier_new(const cw_chain *chain, char *err, size_t errlen);
+/* Compiles the chain's rules, or loads them from cache_dir when it holds the compiled form of
+ * exactly these rules (rulecache.h; NULL or "": no cache). NULL with the reason in err (a
+ * rule's regex Vectorscan cannot compile: "classification rule price-dispute: regex
+ * \"...\": <why>"); a cache that cannot be read or written is never an error. The chain must
+ * outlive the classifier. */
+rt_classifier *rt_classifier_new(const cw_chain *chain, const char *cache_dir, char *err,
+                                 size_t errlen);
 void rt_classifier_free(rt_classifier *c);
 
 /* Number of keywords and regexes compiled. */
 size_t rt_classifier_expressions(const rt_classifier *c);
+
+/* How the rules were made ready, for the start-up log. */
+struct rt_classifier_origin {
+    bool from_cache;      /* loaded from the cache, not compiled */
+    bool stored;          /* compiled and stored in the cache */
+    double ms;            /* time to load or compile */
+    char cache_note[512]; /* why the cache was not used or not written; "" otherwise */
+};
+const struct rt_classifier_origin *rt_classifier_origin(const rt_classifier *c);
 
 /* 0 with *out filled, or -1 with the reason in err (text not valid UTF-8, scan failure).
  * Not thread-safe: one classifier per thread (it owns the scan's scratch space). */

@@ -105,7 +105,7 @@ static void delivered(void *opaque, int error, const char *errstr)
     if (error) {
         job->delivery_failed = true;
         cw_warn("router.not_delivered", "case_id=%s error=\"%s\"",
-                    job->env && job->env->meta ? job->env->meta->case_id : "-", errstr);
+                job->env && job->env->meta ? job->env->meta->case_id : "-", errstr);
     }
     if (--job->deliveries > 0) return;
     if (job->delivery_failed) {
@@ -129,7 +129,9 @@ static void marked(void *arg, const redisReply *reply, const char *err)
      * redelivery: not worth holding the partition for. */
     if (err || !reply || reply->type == REDIS_REPLY_ERROR)
         cw_warn("router.mark_failed", "case_id=%s error=\"%s\"", job->env->meta->case_id,
-                err ? err : reply ? reply->str : "no reply");
+                err     ? err
+                : reply ? reply->str
+                        : "no reply");
     finish(job);
 }
 
@@ -189,7 +191,8 @@ static void run_step(struct rt_job *job)
         bool incomplete = false;
         rc = rt_publish_routed(rt, job, delivered, &incomplete);
         if (rc < 0) {
-            retry_later(job, rc == CW_PRODUCE_QUEUE_FULL ? "producer queue full" : "produce refused");
+            retry_later(job,
+                        rc == CW_PRODUCE_QUEUE_FULL ? "producer queue full" : "produce refused");
             return;
         }
         job->deliveries += rc;
@@ -203,7 +206,8 @@ static void run_step(struct rt_job *job)
     case RT_STEP_REJECT:
         rc = rt_publish_rejected(rt, job, delivered);
         if (rc != CW_PRODUCE_OK) {
-            retry_later(job, rc == CW_PRODUCE_QUEUE_FULL ? "producer queue full" : "produce refused");
+            retry_later(job,
+                        rc == CW_PRODUCE_QUEUE_FULL ? "producer queue full" : "produce refused");
             return;
         }
         job->deliveries = 1;
@@ -261,12 +265,23 @@ static int setup(struct router *rt, cw_service *svc)
         cw_error("router.calendar_failed", "reason=\"%s\"", err);
         return -1;
     }
-    if (!(rt->classifier = rt_classifier_new(rt->chain, err, sizeof err))) {
+    const char *cache_dir = cw_config_str(cw_service_config(svc), CW_SET_RULES_CACHE);
+    if (!(rt->classifier = rt_classifier_new(rt->chain, cache_dir, err, sizeof err))) {
         cw_error("router.rules_failed", "reason=\"%s\"", err);
         return -1;
     }
-    cw_info("router.rules_compiled", "rules=%zu expressions=%zu", cw_chain_rule_count(rt->chain),
-            rt_classifier_expressions(rt->classifier));
+    const struct rt_classifier_origin *o = rt_classifier_origin(rt->classifier);
+    cw_info("router.rules_ready", "rules=%zu expressions=%zu source=%s ms=%.0f cache=%s",
+            cw_chain_rule_count(rt->chain), rt_classifier_expressions(rt->classifier),
+            o->from_cache ? "cache" : "compiled", o->ms,
+            !*cache_dir     ? "off"
+            : o->from_cache ? "hit"
+            : o->stored     ? "stored"
+                            : "not-stored");
+    /* A cache that cannot be used costs this and the next start a compile, nothing else. */
+    if (o->cache_note[0])
+        cw_warn("router.rules_cache_problem", "dir=\"%s\" reason=\"%s\"%s", cache_dir,
+                o->cache_note, o->stored ? " (compiled and stored again)" : "");
     if (rt_store_init(rt) != 0) {
         cw_error("router.no_memory", "what=scripts");
         return -1;

@@ -15,7 +15,7 @@ out="$CW_TMP/eval.out"
 # evaluate FILE NAME: the default rules against one labelled file, its figures in $out.
 evaluate() {
   if "$CW_BUILD/itests/classify_eval" --chain "$CW_ROOT/deploy/chain.example.yaml" \
-    --data "$CW_ROOT/tests/data/$1" >"$out" 2>"$CW_TMP/eval.err"; then
+    --data "$CW_ROOT/tests/data/$1" --rules-cache "$RULES_CACHE" >"$out" 2>"$CW_TMP/eval.err"; then
     ok "the $2 is read and every sample classified"
   else
     not_ok "the $2 is read and every sample classified" "$(head -3 "$CW_TMP/eval.err")"

@@ -1,12 +1,15 @@
 /*
  * classify_eval: the router's classifier against a labelled set (tests/data/classification.jsonl,
  * described in tests/data/README.md), with a chain's rules. Prints one line per split (all,
- * dev, holdout, fresh; a split with no samples prints n=0) with the accuracy of each field and the recall and precision of emergencies,
- * then the recall of each category; with --misses, every wrong field with its text and the
- * rule that decided it (what to read when tuning the rules).
+ * dev, holdout, fresh; a split with no samples prints n=0) with the accuracy of each field and the
+ * recall and precision of emergencies, then the recall of each category; with --misses, every wrong
+ * field with its text and the rule that decided it (what to read when tuning the rules).
  *
  *   classify_eval --chain deploy/chain.example.yaml --data tests/data/classification.jsonl
- * [--misses]
+ *                 [--rules-cache DIR] [--misses]
+ *
+ * --rules-cache keeps the compiled rules in DIR as the router does (docs/chain.md), so a second
+ * run with the same rules skips the compile.
  *
  * Exit 0 when it ran (the figures are judged by tests/integration/classification.sh), 2 on bad
  * input: an unreadable file, a line that is not an object with the labels, an unknown label.
@@ -121,28 +124,33 @@ static void print_misses(const struct sample *s, const int got[4], const struct 
 
 int main(int argc, char **argv)
 {
-    const char *chain_path = NULL, *data_path = NULL;
+    const char *chain_path = NULL, *data_path = NULL, *cache_dir = NULL;
     int misses = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--chain") == 0 && i + 1 < argc)
             chain_path = argv[++i];
         else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data_path = argv[++i];
+        else if (strcmp(argv[i], "--rules-cache") == 0 && i + 1 < argc)
+            cache_dir = argv[++i];
         else if (strcmp(argv[i], "--misses") == 0)
             misses = 1;
         else {
-            fprintf(stderr, "usage: classify_eval --chain FILE --data FILE [--misses]\n");
+            fprintf(
+                stderr,
+                "usage: classify_eval --chain FILE --data FILE [--rules-cache DIR] [--misses]\n");
             return 2;
         }
     }
     if (!chain_path || !data_path) {
-        fprintf(stderr, "usage: classify_eval --chain FILE --data FILE [--misses]\n");
+        fprintf(stderr,
+                "usage: classify_eval --chain FILE --data FILE [--rules-cache DIR] [--misses]\n");
         return 2;
     }
     cw_chain *chain = cw_chain_load(chain_path, NULL, NULL);
     if (!chain) return 2;
     char err[512];
-    rt_classifier *cls = rt_classifier_new(chain, err, sizeof err);
+    rt_classifier *cls = rt_classifier_new(chain, cache_dir, err, sizeof err);
     if (!cls) {
         fprintf(stderr, "classify_eval: %s\n", err);
         return 2;

@@ -44,6 +44,10 @@ for k in $(seq 1 $KILLS); do
   start_router "$CW_TMP/rt" || { not_ok "the router restarts after kill $k"; exit 1; }
 done
 check "the router was killed with kill -9 $KILLS times while routing" test "$kills" -eq "$KILLS"
+# A restart loads the compiled rules the first start stored; it does not compile them again.
+restarts_from_cache=$(grep -c 'event=router.rules_ready .* source=cache ' "$CW_TMP/rt/router.log")
+check "every restart loaded the compiled rules from the cache ($restarts_from_cache of $kills)" \
+  test "$restarts_from_cache" -ge "$kills"
 wait "$client"
 check "gwclient got an answer to every request" test $? -eq 0
 accepted=$(jq -r 'select(.status == 202) | .body.case_id' "$R/responses" | sort -u | tee "$R/accepted" | wc -l)

@@ -16,7 +16,7 @@ ln -s "$CW_BUILD" "$work/build"
 # not: --default-signal restores it, so the Ctrl-C below is the real thing.
 env -u REDIS_URL -u KAFKA_BROKERS CASEWIRE_HTTP_PORT=$http CASEWIRE_REDIS_PORT=$redis_port \
   CASEWIRE_ROUTER_ADMIN_PORT=$a1 CASEWIRE_DEADLINE_ADMIN_PORT=$a2 CASEWIRE_NOTIFIER_ADMIN_PORT=$a3 \
-  CASEWIRE_CHAIN="$work/deploy/chain.example.yaml" \
+  CASEWIRE_CHAIN="$work/deploy/chain.example.yaml" CASEWIRE_RULES_CACHE="$RULES_CACHE" \
   setsid env --default-signal=INT bash "$work/scripts/run.sh" build >"$work/run.log" 2>&1 &
 run=$!
 track_pid "$run"
@@ -26,7 +26,8 @@ ready() { curl -fsS "http://127.0.0.1:$1/readyz" | grep -q '"ready"'; }
 if wait_until 60 healthy "$http"; then ok "gateway /healthz answers on CASEWIRE_HTTP_PORT"; else
   not_ok "gateway /healthz answers"; tail -n 40 "$work/run.log"; exit 1; fi
 for p in $a1 $a2 $a3; do check "worker admin port $p answers /healthz" healthy "$p"; done
-for p in $http $a1 $a2 $a3; do check "port $p becomes ready (Kafka and Redis reachable)" wait_until 30 ready "$p"; done
+# 120 s: a router with no compiled rules cached compiles them, half a minute in the sanitizer build.
+for p in $http $a1 $a2 $a3; do check "port $p becomes ready (Kafka and Redis reachable)" wait_until 120 ready "$p"; done
 check "gateway serves Prometheus metrics" sh -c "curl -fsS http://127.0.0.1:$http/metrics | grep -q '^# TYPE casewire_start_time_seconds gauge'"
 check "redis runs with the project's config (AOF on)" sh -c "redis-cli -p $redis_port config get appendonly | grep -qx yes"
 check "run.sh printed what runs where" grep -q "gateway         http://127.0.0.1:$http" "$work/run.log"

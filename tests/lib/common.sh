@@ -120,7 +120,8 @@ _start_daemon() {
     "$CW_BUILD/bin/casewire-$name" >>"$dir/$name.log" 2>&1 &
   DAEMON_PID=$!
   track_pid "$DAEMON_PID"
-  if ! wait_until 30 curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; then
+  # Generous: a router compiling its rules in the sanitizer build takes half a minute.
+  if ! wait_until 120 curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; then
     echo "# $name did not become ready; see $dir/$name.log" >&2; tail -20 "$dir/$name.log" >&2
     return 1
   fi
@@ -139,11 +140,15 @@ start_gateway() {
 
 # start_router DIR [VAR=value...]: a casewire-router as _start_daemon says, with the example
 # chain unless CASEWIRE_CHAIN=... is given. Sets ROUTER_PID and ROUTER_ADMIN (its admin URL).
+# Every router of a test run shares one compiled-rules cache (RULES_CACHE), so only the first
+# start compiles the rules.
+RULES_CACHE="$CW_BUILD/rules-cache"
 start_router() {
   local dir=$1 rc=0 port; shift
   port=$(free_port)
   ROUTER_ADMIN="http://127.0.0.1:$port"
-  _start_daemon router "$dir" CASEWIRE_ADMIN_PORT "$port" "$@" || rc=1
+  _start_daemon router "$dir" CASEWIRE_ADMIN_PORT "$port" CASEWIRE_RULES_CACHE="$RULES_CACHE" \
+    "$@" || rc=1
   ROUTER_PID=$DAEMON_PID
   return $rc
 }
