@@ -98,6 +98,11 @@ $(BUILD)/tests/test_router: $(BUILD)/tests/unit/test_router.o $(ROUTER_MODULES) 
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(HS_LIBS) $(CHECK_LIBS) -lm
 
+# The deadline worker's timer store, tested against a real Redis without its main.
+DEADLINE_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/deadline/main.c,$(wildcard services/deadline/*.c)))
+$(BUILD)/tests/integration/timers.o: CFLAGS += -Iservices/deadline
+$(BUILD)/itests/timers: $(DEADLINE_MODULES)
+
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm

@@ -1,0 +1,360 @@
+#include "timers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* KEYS of every script: 1 due index, 2 lease set, 3 payloads, 4 tokens, 5 timers fired in the
+ * last day (so a worker fenced out can be told its timer was fired, not cancelled), 6 the
+ * case's clock state (apply and fire only). All six share the shard's hash tag. */
+
+/* Shared by apply and fire: cancel a clock's timers, arm one timer. */
+#define LUA_COMMON                                                                                 \
+    "local due, lease, tmr, tok, fired, clk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], "       \
+    "KEYS[6]\n"                                                                                    \
+    "local function cancel(clock)\n"                                                               \
+    "  local on = redis.call('HGET', clk, 'on:' .. clock)\n"                                       \
+    "  if not on then return end\n"                                                                \
+    "  for id in string.gmatch(on, '%S+') do\n"                                                    \
+    "    redis.call('ZREM', due, id)\n"                                                            \
+    "    redis.call('ZREM', lease, id)\n"                                                          \
+    "    redis.call('HDEL', tmr, id)\n"                                                            \
+    "    redis.call('HDEL', tok, id)\n"                                                            \
+    "  end\n"                                                                                      \
+    "  redis.call('HDEL', clk, 'on:' .. clock)\n"                                                  \
+    "end\n"                                                                                        \
+    "local function head()\n"                                                                      \
+    "  local h = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')\n"                                  \
+    "  return h[2] and tonumber(h[2]) or nil\n"                                                    \
+    "end\n"                                                                                        \
+    "local function arm(id, clock, at, payload)\n"                                                 \
+    "  redis.call('ZADD', due, at, id)\n"                                                          \
+    "  redis.call('HSET', tmr, id, payload)\n"                                                     \
+    "  local on = redis.call('HGET', clk, 'on:' .. clock)\n"                                       \
+    "  redis.call('HSET', clk, 'on:' .. clock, on and (on .. ' ' .. id) or id)\n"                  \
+    "end\n" /* a timer earlier than the shard's head: the workers' wake-up timers are too late */  \
+    "local function wake(before, earliest)\n"                                                      \
+    "  if earliest and (not before or earliest < before) then\n"                                   \
+    "    redis.call('PUBLISH', '" DL_WAKE_CHANNEL "', ARGV[1] .. ' ' .. tostring(earliest))\n"     \
+    "  end\n"                                                                                      \
+    "end\n"
+
+/* ARGV: 1 shard, 2 event id, 3 case id, 4 expire s (0: keep), 5 number of stops, the stopped
+ * clocks, the number of arms, then clock, stage, due ms, payload for each. */
+static const char apply_lua[] = LUA_COMMON
+    "if redis.call('HEXISTS', clk, 'ev:' .. ARGV[2]) == 1 then return {'dup'} end\n"
+    "local i = 5\n"
+    "local nstops = tonumber(ARGV[i])\n"
+    "for k = 1, nstops do cancel(ARGV[i + k]) end\n"
+    "i = i + nstops + 1\n"
+    "local narms = tonumber(ARGV[i])\n"
+    "i = i + 1\n"
+    "local before, earliest, gens = head(), nil, {}\n"
+    "for k = 1, narms do\n"
+    "  local clock, stage, at, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  i = i + 4\n"
+    "  if not gens[clock] then\n"
+    "    cancel(clock)\n"
+    "    gens[clock] = redis.call('HINCRBY', clk, 'gen:' .. clock, 1)\n"
+    "  end\n"
+    "  arm(ARGV[3] .. '.' .. clock .. '.' .. gens[clock] .. '.' .. stage, clock, at, payload)\n"
+    "  local n = tonumber(at)\n"
+    "  if not earliest or n < earliest then earliest = n end\n"
+    "end\n"
+    "redis.call('HSET', clk, 'ev:' .. ARGV[2], '1')\n"
+    "if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', clk, ARGV[4])\n"
+    "else redis.call('PERSIST', clk) end\n"
+    "wake(before, earliest)\n"
+    "return {'ok'}\n";
+
+/* KEYS 1-5. ARGV: 1 max, 2 lease ms. Returns {now, next or '', id, token, payload, ...}. */
+static const char claim_lua[] =
+    "local due, lease, tmr, tok, fired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZREMRANGEBYSCORE', fired, '-inf', now - 86400000)\n"
+    "local max, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local out = {tostring(now), ''}\n"
+    "local n = 0\n"
+    "local function take(id)\n"
+    "  local payload = redis.call('HGET', tmr, id)\n"
+    "  if not payload then\n" /* cancelled: nothing may point at it */
+    "    redis.call('ZREM', due, id)\n"
+    "    redis.call('ZREM', lease, id)\n"
+    "    redis.call('HDEL', tok, id)\n"
+    "    return\n"
+    "  end\n"
+    "  local token = redis.call('HINCRBY', tok, '#fence', 1)\n"
+    "  redis.call('HSET', tok, id, token)\n"
+    "  redis.call('ZADD', lease, now + lease_ms, id)\n"
+    "  out[#out + 1] = id\n"
+    "  out[#out + 1] = tostring(token)\n"
+    "  out[#out + 1] = payload\n"
+    "  n = n + 1\n"
+    "end\n"
+    /* leases that ran out first: their timers are the latest already */
+    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', lease, '-inf', now, 'LIMIT', 0, max)) do\n"
+    "  take(id)\n"
+    "end\n"
+    "if n < max then\n"
+    "  for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, max - n)) do\n"
+    "    redis.call('ZREM', due, id)\n"
+    "    take(id)\n"
+    "  end\n"
+    "end\n"
+    "local d = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')\n"
+    "local l = redis.call('ZRANGE', lease, 0, 0, 'WITHSCORES')\n"
+    "local nxt = d[2] and tonumber(d[2]) or nil\n"
+    "if l[2] and (not nxt or tonumber(l[2]) < nxt) then nxt = tonumber(l[2]) end\n"
+    "if nxt then out[2] = tostring(nxt) end\n"
+    "return out\n";
+
+/* ARGV: 1 shard, 2 timer id, 3 token, 4 'check' or 'commit', 5 min lease left ms (check),
+ * then for commit optionally: next stage, next due ms, next payload. */
+static const char fire_lua[] = LUA_COMMON
+    "local id, token = ARGV[2], ARGV[3]\n"
+    "local held = redis.call('HGET', tok, id)\n"
+    "if held ~= token then\n"
+    "  if redis.call('HEXISTS', tmr, id) == 1 or redis.call('ZSCORE', fired, id) then\n"
+    "    return {'fenced'}\n"
+    "  end\n"
+    "  return {'cancelled'}\n"
+    "end\n"
+    "if ARGV[4] == 'check' then\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  local ends = tonumber(redis.call('ZSCORE', lease, id) or '0')\n"
+    "  if ends - now < tonumber(ARGV[5]) then return {'late'} end\n"
+    "  return {'ok'}\n"
+    "end\n"
+    "local base, clock = string.match(id, '^([^.]+%.([^.]+)%.[0-9]+)%.[^.]+$')\n"
+    "if not base then return redis.error_reply('fire: not a timer id: ' .. id) end\n"
+    "redis.call('ZREM', lease, id)\n"
+    "redis.call('HDEL', tmr, id)\n"
+    "redis.call('HDEL', tok, id)\n"
+    "local t = redis.call('TIME')\n"
+    "redis.call('ZADD', fired, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), id)\n"
+    "local on = redis.call('HGET', clk, 'on:' .. clock)\n"
+    "if on then\n"
+    "  local keep = {}\n"
+    "  for x in string.gmatch(on, '%S+') do if x ~= id then keep[#keep + 1] = x end end\n"
+    "  if #keep > 0 then redis.call('HSET', clk, 'on:' .. clock, table.concat(keep, ' '))\n"
+    "  else redis.call('HDEL', clk, 'on:' .. clock) end\n"
+    "end\n"
+    "if ARGV[6] then\n"
+    "  local before = head()\n"
+    "  arm(base .. '.' .. ARGV[6], clock, ARGV[7], ARGV[8])\n"
+    "  wake(before, tonumber(ARGV[7]))\n"
+    "end\n"
+    "return {'ok'}\n";
+
+struct dl_timers {
+    cw_redis *redis;
+    cw_redis_script *apply, *claim, *fire;
+};
+
+unsigned dl_shard_of(const char *case_id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)case_id; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return h % DL_SHARDS;
+}
+
+dl_timers *dl_timers_new(cw_redis *r)
+{
+    dl_timers *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->redis = r;
+    t->apply = cw_redis_script_new(r, apply_lua);
+    t->claim = cw_redis_script_new(r, claim_lua);
+    t->fire = cw_redis_script_new(r, fire_lua);
+    if (!t->apply || !t->claim || !t->fire) {
+        free(t); /* the scripts belong to the client */
+        return NULL;
+    }
+    return t;
+}
+
+void dl_timers_free(dl_timers *t) { free(t); }
+
+/* The shard's keys; clk (the case's clock state) when case_id is given. */
+struct keys {
+    char due[32], lease[32], tmr[32], tok[32], fired[32], clk[80];
+};
+
+static void shard_keys(struct keys *k, unsigned shard, const char *case_id)
+{
+    snprintf(k->due, sizeof k->due, "cw:due:{cwt:%u}", shard);
+    snprintf(k->lease, sizeof k->lease, "cw:lease:{cwt:%u}", shard);
+    snprintf(k->tmr, sizeof k->tmr, "cw:tmr:{cwt:%u}", shard);
+    snprintf(k->tok, sizeof k->tok, "cw:tok:{cwt:%u}", shard);
+    snprintf(k->fired, sizeof k->fired, "cw:fired:{cwt:%u}", shard);
+    snprintf(k->clk, sizeof k->clk, "cw:clk:{cwt:%u}:%s", shard, case_id ? case_id : "");
+}
+
+int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *cb, void *arg)
+{
+    if (c->nstops > DL_MAX_STOPS || c->narms > DL_MAX_ARMS || strlen(c->case_id) > 40)
+        return CW_REDIS_BAD_COMMAND;
+    unsigned shard = dl_shard_of(c->case_id);
+    struct keys k;
+    shard_keys(&k, shard, c->case_id);
+    char shard_s[8], expire[24], nstops[8], narms[8];
+    char dues[DL_MAX_ARMS][24];
+    snprintf(shard_s, sizeof shard_s, "%u", shard);
+    snprintf(expire, sizeof expire, "%lld", (long long)(c->expire_s > 0 ? c->expire_s : 0));
+    snprintf(nstops, sizeof nstops, "%zu", c->nstops);
+    snprintf(narms, sizeof narms, "%zu", c->narms);
+    const char *argv[6 + 5 + DL_MAX_STOPS + 1 + 4 * DL_MAX_ARMS];
+    int argc = 0;
+    argv[argc++] = k.due;
+    argv[argc++] = k.lease;
+    argv[argc++] = k.tmr;
+    argv[argc++] = k.tok;
+    argv[argc++] = k.fired;
+    argv[argc++] = k.clk;
+    argv[argc++] = shard_s;
+    argv[argc++] = c->event_id;
+    argv[argc++] = c->case_id;
+    argv[argc++] = expire;
+    argv[argc++] = nstops;
+    for (size_t i = 0; i < c->nstops; i++) argv[argc++] = c->stops[i];
+    argv[argc++] = narms;
+    for (size_t i = 0; i < c->narms; i++) {
+        const struct dl_arm *a = &c->arms[i];
+        snprintf(dues[i], sizeof dues[i], "%lld", (long long)a->due_ms);
+        argv[argc++] = a->clock;
+        argv[argc++] = a->stage;
+        argv[argc++] = dues[i];
+        argv[argc++] = a->payload;
+    }
+    return cw_redis_script_run(t->redis, t->apply, cb, arg, 6, argc, argv, NULL);
+}
+
+static const char *str_at(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements) return NULL;
+    const redisReply *e = r->element[i];
+    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
+}
+
+int dl_apply_reply(const redisReply *r)
+{
+    const char *s = str_at(r, 0);
+    if (!s) return -1;
+    if (strcmp(s, "ok") == 0) return 1;
+    if (strcmp(s, "dup") == 0) return 0;
+    return -1;
+}
+
+int dl_timers_claim(dl_timers *t, unsigned shard, unsigned max, int64_t lease_ms,
+                    cw_redis_reply_fn *cb, void *arg)
+{
+    if (shard >= DL_SHARDS || max == 0 || lease_ms <= 0) return CW_REDIS_BAD_COMMAND;
+    struct keys k;
+    shard_keys(&k, shard, NULL);
+    char max_s[16], lease_s[24];
+    snprintf(max_s, sizeof max_s, "%u", max);
+    snprintf(lease_s, sizeof lease_s, "%lld", (long long)lease_ms);
+    const char *argv[] = {k.due, k.lease, k.tmr, k.tok, k.fired, max_s, lease_s};
+    return cw_redis_script_run(t->redis, t->claim, cb, arg, 5, 7, argv, NULL);
+}
+
+static int parse_ms(const char *s, int64_t *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || v < 0) return -1;
+    *out = v;
+    return 0;
+}
+
+int dl_claim_reply(const redisReply *r, struct dl_claim *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || (r->elements - 2) % 3 != 0)
+        return -1;
+    const char *next = str_at(r, 1);
+    if (parse_ms(str_at(r, 0), &out->now_ms) != 0 || !next) return -1;
+    out->next_ms = -1;
+    if (*next && parse_ms(next, &out->next_ms) != 0) return -1;
+    size_t n = (r->elements - 2) / 3;
+    if (n && !(out->timers = calloc(n, sizeof *out->timers))) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = r->element[2 + 3 * i], *tok = r->element[3 + 3 * i],
+                         *pl = r->element[4 + 3 * i];
+        if (id->type != REDIS_REPLY_STRING || tok->type != REDIS_REPLY_STRING ||
+            pl->type != REDIS_REPLY_STRING || id->len >= DL_TIMER_ID_MAX ||
+            tok->len >= DL_TOKEN_MAX) {
+            free(out->timers);
+            out->timers = NULL;
+            return -1;
+        }
+        out->timers[i] = (struct dl_claimed){id->str, tok->str, pl->str, pl->len};
+    }
+    out->n = n;
+    return 0;
+}
+
+int dl_timer_id_parse(const char *id, char case_id[32], char clock[24], unsigned *gen,
+                      char stage[16])
+{
+    const char *d1 = strchr(id, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    const char *d3 = d2 ? strchr(d2 + 1, '.') : NULL;
+    if (!d3 || strchr(d3 + 1, '.') || d1 == id || d1 - id >= 32 || d2 - d1 - 1 < 1 ||
+        d2 - d1 - 1 >= 24 || d3 - d2 - 1 < 1 || d3 - d2 - 1 > 9 || !d3[1] || strlen(d3 + 1) >= 16)
+        return -1;
+    unsigned g = 0;
+    for (const char *p = d2 + 1; p < d3; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        g = g * 10 + (unsigned)(*p - '0');
+    }
+    memcpy(case_id, id, (size_t)(d1 - id));
+    case_id[d1 - id] = '\0';
+    memcpy(clock, d1 + 1, (size_t)(d2 - d1 - 1));
+    clock[d2 - d1 - 1] = '\0';
+    *gen = g;
+    strcpy(stage, d3 + 1);
+    return 0;
+}
+
+int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool check,
+                   int64_t min_left_ms, const struct dl_arm *next, cw_redis_reply_fn *cb, void *arg)
+{
+    char case_id[32], clock[24], stage[16];
+    unsigned gen;
+    if (dl_timer_id_parse(timer_id, case_id, clock, &gen, stage) != 0) return CW_REDIS_BAD_COMMAND;
+    unsigned shard = dl_shard_of(case_id);
+    struct keys k;
+    shard_keys(&k, shard, case_id);
+    char shard_s[8], left[24], next_due[24];
+    snprintf(shard_s, sizeof shard_s, "%u", shard);
+    snprintf(left, sizeof left, "%lld", (long long)(min_left_ms > 0 ? min_left_ms : 0));
+    const char *argv[6 + 8] = {k.due, k.lease, k.tmr,    k.tok, k.fired,
+                               k.clk, shard_s, timer_id, token, check ? "check" : "commit",
+                               left};
+    int argc = 11;
+    if (!check && next) {
+        snprintf(next_due, sizeof next_due, "%lld", (long long)next->due_ms);
+        argv[argc++] = next->stage;
+        argv[argc++] = next_due;
+        argv[argc++] = next->payload;
+    }
+    return cw_redis_script_run(t->redis, t->fire, cb, arg, 6, argc, argv, NULL);
+}
+
+enum dl_fire_result dl_fire_reply(const redisReply *r)
+{
+    const char *s = str_at(r, 0);
+    if (!s) return DL_FIRE_BAD_REPLY;
+    if (strcmp(s, "ok") == 0) return DL_FIRE_OK;
+    if (strcmp(s, "fenced") == 0) return DL_FIRE_FENCED;
+    if (strcmp(s, "cancelled") == 0) return DL_FIRE_CANCELLED;
+    if (strcmp(s, "late") == 0) return DL_FIRE_LATE;
+    return DL_FIRE_BAD_REPLY;
+}

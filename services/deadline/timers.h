@@ -1,0 +1,103 @@
+/*
+ * The timer store: every running clock of every case as timers in Redis, spread over
+ * DL_SHARDS shards, each shard's keys under one hash tag (docs/deadline.md has the keys and
+ * why). Three scripts, each one round trip and atomic:
+ *
+ *   apply  a case event's clock changes, once per event id: stop clocks, (re)start clocks
+ *          with a new generation and their timers
+ *   claim  take due timers (and timers whose lease ran out) under a lease and a fencing token
+ *   fire   check that a claimed timer's token still holds, or commit its firing: remove it
+ *          and arm the next timer of its clock (the next ladder level)
+ *
+ * Time is always Redis's (TIME), never the caller's. Replies are parsed by the dl_*_reply
+ * functions; the callbacks are cw_redis's (docs in common/redis.h).
+ */
+#ifndef DL_TIMERS_H
+#define DL_TIMERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis.h"
+
+#define DL_SHARDS 16
+#define DL_WAKE_CHANNEL "cw:timers:wake" /* message: "<shard> <due ms>" */
+#define DL_TIMER_ID_MAX 96
+#define DL_TOKEN_MAX 24
+
+typedef struct dl_timers dl_timers;
+
+/* The shard of a case: FNV-1a of its id, mod DL_SHARDS. */
+unsigned dl_shard_of(const char *case_id);
+
+/* Registers the scripts with r. NULL when out of memory. */
+dl_timers *dl_timers_new(cw_redis *r);
+void dl_timers_free(dl_timers *t);
+
+/* A timer to arm: its clock ("handoff"), stage ("w50", "b0"), due time and payload (opaque to
+ * the store; returned by claim). */
+struct dl_arm {
+    const char *clock, *stage;
+    int64_t due_ms;
+    const char *payload;
+};
+
+/* One case event's changes. Each clock named in arms is restarted: its old timers are
+ * cancelled and its generation goes up by one. expire_s > 0 lets the case's clock state
+ * expire (the case closed); 0 keeps it. */
+struct dl_change {
+    const char *event_id, *case_id;
+    const char *const *stops;
+    size_t nstops;
+    const struct dl_arm *arms;
+    size_t narms;
+    int64_t expire_s;
+};
+
+enum { DL_MAX_ARMS = 64, DL_MAX_STOPS = 16 };
+
+/* Reply: {"ok"|"dup"}. CW_REDIS_BAD_COMMAND when there are too many stops or arms. */
+int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *cb, void *arg);
+/* 1 applied, 0 already applied (a redelivery), -1 not a reply of apply. */
+int dl_apply_reply(const redisReply *r);
+
+/* Claims at most max timers of shard under a lease of lease_ms. */
+int dl_timers_claim(dl_timers *t, unsigned shard, unsigned max, int64_t lease_ms,
+                    cw_redis_reply_fn *cb, void *arg);
+
+struct dl_claimed {
+    const char *id, *token, *payload; /* point into the reply */
+    size_t payload_len;
+};
+struct dl_claim {
+    int64_t now_ms;  /* Redis's time at the claim */
+    int64_t next_ms; /* when the shard next needs a worker (due or lease end); -1: never */
+    size_t n;
+    struct dl_claimed *timers; /* n of them, allocated: free() it */
+};
+/* 0 with *out filled (valid while the reply is), -1 when the reply is not claim's. */
+int dl_claim_reply(const redisReply *r, struct dl_claim *out);
+
+enum dl_fire_result {
+    DL_FIRE_OK,        /* check: the token holds with enough lease left; commit: done */
+    DL_FIRE_FENCED,    /* another worker holds the timer now: do nothing */
+    DL_FIRE_CANCELLED, /* the clock stopped since the claim: do nothing */
+    DL_FIRE_LATE,      /* check only: less than min_left_ms of the lease is left */
+    DL_FIRE_BAD_REPLY,
+};
+
+/* check: is the token still the timer's, with at least min_left_ms of lease left?
+ * commit (check false): the same token check, then the timer is removed and, when next is
+ * given, the next timer of the same clock and generation is armed (next->clock is ignored). */
+int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool check,
+                   int64_t min_left_ms, const struct dl_arm *next, cw_redis_reply_fn *cb,
+                   void *arg);
+enum dl_fire_result dl_fire_reply(const redisReply *r);
+
+/* The parts of a timer id "<case>.<clock>.<gen>.<stage>", copied into the caller's buffers.
+ * 0, or -1 when id is not a timer id. */
+int dl_timer_id_parse(const char *id, char case_id[32], char clock[24], unsigned *gen,
+                      char stage[16]);
+
+#endif
