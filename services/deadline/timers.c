@@ -35,15 +35,18 @@
     "end\n" /* a timer earlier than the shard's head: the workers' wake-up timers are too late */  \
     "local function wake(before, earliest)\n"                                                      \
     "  if earliest and (not before or earliest < before) then\n"                                   \
-    "    redis.call('PUBLISH', '" DL_WAKE_CHANNEL "', ARGV[1] .. ' ' .. tostring(earliest))\n"     \
+    "    redis.call('PUBLISH', '" DL_WAKE_CHANNEL                                                  \
+    "', ARGV[1] .. ' ' .. string.format('%d', earliest))\n"                                        \
     "  end\n"                                                                                      \
     "end\n"
 
-/* ARGV: 1 shard, 2 event id, 3 case id, 4 expire s (0: keep), 5 number of stops, the stopped
- * clocks, the number of arms, then clock, stage, due ms, payload for each. */
+/* ARGV: 1 shard, 2 event id, 3 case id, 4 number of stops, the stopped clocks, the number of
+ * arms, then clock, stage, due ms, payload for each. The case's clock state never expires: it
+ * holds the generations and the applied event ids, and a closed case may be reopened (a timer
+ * id reused after a reopen would be taken downstream for a redelivery of the first). */
 static const char apply_lua[] = LUA_COMMON
     "if redis.call('HEXISTS', clk, 'ev:' .. ARGV[2]) == 1 then return {'dup'} end\n"
-    "local i = 5\n"
+    "local i = 4\n"
     "local nstops = tonumber(ARGV[i])\n"
     "for k = 1, nstops do cancel(ARGV[i + k]) end\n"
     "i = i + nstops + 1\n"
@@ -62,8 +65,6 @@ static const char apply_lua[] = LUA_COMMON
     "  if not earliest or n < earliest then earliest = n end\n"
     "end\n"
     "redis.call('HSET', clk, 'ev:' .. ARGV[2], '1')\n"
-    "if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', clk, ARGV[4])\n"
-    "else redis.call('PERSIST', clk) end\n"
     "wake(before, earliest)\n"
     "return {'ok'}\n";
 
@@ -74,7 +75,7 @@ static const char claim_lua[] =
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "redis.call('ZREMRANGEBYSCORE', fired, '-inf', now - 86400000)\n"
     "local max, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local out = {tostring(now), ''}\n"
+    "local out = {string.format('%d', now), ''}\n"
     "local n = 0\n"
     "local function take(id)\n"
     "  local payload = redis.call('HGET', tmr, id)\n"
@@ -106,7 +107,7 @@ static const char claim_lua[] =
     "local l = redis.call('ZRANGE', lease, 0, 0, 'WITHSCORES')\n"
     "local nxt = d[2] and tonumber(d[2]) or nil\n"
     "if l[2] and (not nxt or tonumber(l[2]) < nxt) then nxt = tonumber(l[2]) end\n"
-    "if nxt then out[2] = tostring(nxt) end\n"
+    "if nxt then out[2] = string.format('%d', nxt) end\n"
     "return out\n";
 
 /* ARGV: 1 shard, 2 timer id, 3 token, 4 'check' or 'commit', 5 min lease left ms (check),
@@ -195,17 +196,40 @@ static void shard_keys(struct keys *k, unsigned shard, const char *case_id)
     snprintf(k->clk, sizeof k->clk, "cw:clk:{cwt:%u}:%s", shard, case_id ? case_id : "");
 }
 
+/* A part of a timer id: 1 to max-1 characters of [A-Za-z0-9_-], so that every id the store
+ * makes is one dl_timer_id_parse() reads back (a timer whose id cannot be parsed could never
+ * be fired, only claimed again and again). */
+static bool id_part(const char *s, size_t max)
+{
+    if (!s) return false;
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+    return n > 0 && n < max && s[n] == '\0';
+}
+
+/* Due times are Unix ms between 2001 and 2286: every one prints as a plain integer. */
+static bool due_ok(int64_t ms) { return ms >= 1000000000000LL && ms < 10000000000000LL; }
+
+static bool arm_ok(const struct dl_arm *a)
+{
+    return id_part(a->clock, DL_CLOCK_MAX) && id_part(a->stage, DL_STAGE_MAX) &&
+           due_ok(a->due_ms) && a->payload;
+}
+
 int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *cb, void *arg)
 {
-    if (c->nstops > DL_MAX_STOPS || c->narms > DL_MAX_ARMS || strlen(c->case_id) > 40)
+    if (c->nstops > DL_MAX_STOPS || c->narms > DL_MAX_ARMS ||
+        !id_part(c->case_id, DL_CASE_ID_MAX) || !c->event_id || !*c->event_id)
         return CW_REDIS_BAD_COMMAND;
+    for (size_t i = 0; i < c->nstops; i++)
+        if (!id_part(c->stops[i], DL_CLOCK_MAX)) return CW_REDIS_BAD_COMMAND;
+    for (size_t i = 0; i < c->narms; i++)
+        if (!arm_ok(&c->arms[i])) return CW_REDIS_BAD_COMMAND;
     unsigned shard = dl_shard_of(c->case_id);
     struct keys k;
     shard_keys(&k, shard, c->case_id);
-    char shard_s[8], expire[24], nstops[8], narms[8];
+    char shard_s[8], nstops[8], narms[8];
     char dues[DL_MAX_ARMS][24];
     snprintf(shard_s, sizeof shard_s, "%u", shard);
-    snprintf(expire, sizeof expire, "%lld", (long long)(c->expire_s > 0 ? c->expire_s : 0));
     snprintf(nstops, sizeof nstops, "%zu", c->nstops);
     snprintf(narms, sizeof narms, "%zu", c->narms);
     const char *argv[6 + 5 + DL_MAX_STOPS + 1 + 4 * DL_MAX_ARMS];
@@ -219,7 +243,6 @@ int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *
     argv[argc++] = shard_s;
     argv[argc++] = c->event_id;
     argv[argc++] = c->case_id;
-    argv[argc++] = expire;
     argv[argc++] = nstops;
     for (size_t i = 0; i < c->nstops; i++) argv[argc++] = c->stops[i];
     argv[argc++] = narms;
@@ -284,30 +307,31 @@ int dl_claim_reply(const redisReply *r, struct dl_claim *out)
     if (*next && parse_ms(next, &out->next_ms) != 0) return -1;
     size_t n = (r->elements - 2) / 3;
     if (n && !(out->timers = calloc(n, sizeof *out->timers))) return -1;
+    /* An entry that is not a timer (written by something else) is skipped and counted, not
+     * allowed to fail the batch: the others are leased already and must be fired. */
     for (size_t i = 0; i < n; i++) {
         const redisReply *id = r->element[2 + 3 * i], *tok = r->element[3 + 3 * i],
                          *pl = r->element[4 + 3 * i];
         if (id->type != REDIS_REPLY_STRING || tok->type != REDIS_REPLY_STRING ||
             pl->type != REDIS_REPLY_STRING || id->len >= DL_TIMER_ID_MAX ||
             tok->len >= DL_TOKEN_MAX) {
-            free(out->timers);
-            out->timers = NULL;
-            return -1;
+            out->skipped++;
+            continue;
         }
-        out->timers[i] = (struct dl_claimed){id->str, tok->str, pl->str, pl->len};
+        out->timers[out->n++] = (struct dl_claimed){id->str, tok->str, pl->str, pl->len};
     }
-    out->n = n;
     return 0;
 }
 
-int dl_timer_id_parse(const char *id, char case_id[32], char clock[24], unsigned *gen,
-                      char stage[16])
+int dl_timer_id_parse(const char *id, char case_id[DL_CASE_ID_MAX], char clock[DL_CLOCK_MAX],
+                      unsigned *gen, char stage[DL_STAGE_MAX])
 {
     const char *d1 = strchr(id, '.');
     const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
     const char *d3 = d2 ? strchr(d2 + 1, '.') : NULL;
-    if (!d3 || strchr(d3 + 1, '.') || d1 == id || d1 - id >= 32 || d2 - d1 - 1 < 1 ||
-        d2 - d1 - 1 >= 24 || d3 - d2 - 1 < 1 || d3 - d2 - 1 > 9 || !d3[1] || strlen(d3 + 1) >= 16)
+    if (!d3 || strchr(d3 + 1, '.') || d1 == id || d1 - id >= DL_CASE_ID_MAX || d2 - d1 - 1 < 1 ||
+        d2 - d1 - 1 >= DL_CLOCK_MAX || d3 - d2 - 1 < 1 || d3 - d2 - 1 > 9 || !d3[1] ||
+        strlen(d3 + 1) >= DL_STAGE_MAX)
         return -1;
     unsigned g = 0;
     for (const char *p = d2 + 1; p < d3; p++) {
@@ -328,7 +352,10 @@ int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool c
 {
     char case_id[32], clock[24], stage[16];
     unsigned gen;
-    if (dl_timer_id_parse(timer_id, case_id, clock, &gen, stage) != 0) return CW_REDIS_BAD_COMMAND;
+    if (dl_timer_id_parse(timer_id, case_id, clock, &gen, stage) != 0 || !token ||
+        (!check && next &&
+         !(id_part(next->stage, DL_STAGE_MAX) && due_ok(next->due_ms) && next->payload)))
+        return CW_REDIS_BAD_COMMAND;
     unsigned shard = dl_shard_of(case_id);
     struct keys k;
     shard_keys(&k, shard, case_id);

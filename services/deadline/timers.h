@@ -25,6 +25,10 @@
 #define DL_WAKE_CHANNEL "cw:timers:wake" /* message: "<shard> <due ms>" */
 #define DL_TIMER_ID_MAX 96
 #define DL_TOKEN_MAX 24
+/* Parts of a timer id, with their NUL: case ids, clocks and stages are [A-Za-z0-9_-]. */
+#define DL_CASE_ID_MAX 32
+#define DL_CLOCK_MAX 24
+#define DL_STAGE_MAX 16
 
 typedef struct dl_timers dl_timers;
 
@@ -44,20 +48,19 @@ struct dl_arm {
 };
 
 /* One case event's changes. Each clock named in arms is restarted: its old timers are
- * cancelled and its generation goes up by one. expire_s > 0 lets the case's clock state
- * expire (the case closed); 0 keeps it. */
+ * cancelled and its generation goes up by one. Due times are Unix ms (years 2001 to 2286). */
 struct dl_change {
     const char *event_id, *case_id;
     const char *const *stops;
     size_t nstops;
     const struct dl_arm *arms;
     size_t narms;
-    int64_t expire_s;
 };
 
 enum { DL_MAX_ARMS = 64, DL_MAX_STOPS = 16 };
 
-/* Reply: {"ok"|"dup"}. CW_REDIS_BAD_COMMAND when there are too many stops or arms. */
+/* Reply: {"ok"|"dup"}. CW_REDIS_BAD_COMMAND, before Redis, when there are too many stops or
+ * arms, or a case id, clock, stage or due time that could not make a timer id (see above). */
 int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *cb, void *arg);
 /* 1 applied, 0 already applied (a redelivery), -1 not a reply of apply. */
 int dl_apply_reply(const redisReply *r);
@@ -75,6 +78,7 @@ struct dl_claim {
     int64_t next_ms; /* when the shard next needs a worker (due or lease end); -1: never */
     size_t n;
     struct dl_claimed *timers; /* n of them, allocated: free() it */
+    size_t skipped;            /* entries that were not timers of ours (never made by apply) */
 };
 /* 0 with *out filled (valid while the reply is), -1 when the reply is not claim's. */
 int dl_claim_reply(const redisReply *r, struct dl_claim *out);
@@ -97,7 +101,7 @@ enum dl_fire_result dl_fire_reply(const redisReply *r);
 
 /* The parts of a timer id "<case>.<clock>.<gen>.<stage>", copied into the caller's buffers.
  * 0, or -1 when id is not a timer id. */
-int dl_timer_id_parse(const char *id, char case_id[32], char clock[24], unsigned *gen,
-                      char stage[16]);
+int dl_timer_id_parse(const char *id, char case_id[DL_CASE_ID_MAX], char clock[DL_CLOCK_MAX],
+                      unsigned *gen, char stage[DL_STAGE_MAX]);
 
 #endif

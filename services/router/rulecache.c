@@ -169,6 +169,18 @@ static bool is_entry_name(const char *name)
     return true;
 }
 
+/* ".<entry key>.XXXXXX.tmp", the temporary name rt_rulecache_store() writes under. */
+static bool is_tmp_name(const char *name)
+{
+    size_t hexlen = 2 * RT_RULECACHE_KEY_LEN, len = strlen(name);
+    if (len != 1 + hexlen + 1 + 6 + 4 || name[0] != '.' || name[1 + hexlen] != '.' ||
+        strcmp(name + len - 4, ".tmp") != 0)
+        return false;
+    for (size_t i = 1; i <= hexlen; i++)
+        if (!strchr("0123456789abcdef", name[i])) return false;
+    return true;
+}
+
 /* Keeps the RT_RULECACHE_KEEP entries used last and removes temporary files a dead writer
  * left. Only names this module writes are touched: the directory may hold anything else. */
 static void prune(const char *dir)
@@ -184,7 +196,7 @@ static void prune(const char *dir)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;
         size_t len = strlen(de->d_name);
-        if (de->d_name[0] == '.' && len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+        if (is_tmp_name(de->d_name)) {
             if (now - st.st_mtim.tv_sec > STALE_TMP_S) unlinkat(dirfd(d), de->d_name, 0);
             continue;
         }
@@ -214,7 +226,7 @@ int rt_rulecache_store(const char *dir, const unsigned char key[RT_RULECACHE_KEY
     char hex[2 * RT_RULECACHE_KEY_LEN + 1];
     key_hex(key, hex);
     if (entry_path(path, sizeof path, dir, key) != 0 ||
-        snprintf(tmp, sizeof tmp, "%s/.%s.%ld.tmp", dir, hex, (long)getpid()) >= (int)sizeof tmp) {
+        snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX.tmp", dir, hex) >= (int)sizeof tmp) {
         snprintf(why, whylen, "cache directory name too long");
         return -1;
     }
@@ -235,7 +247,9 @@ int rt_rulecache_store(const char *dir, const unsigned char key[RT_RULECACHE_KEY
         snprintf(why, whylen, "cannot checksum the entry");
         goto out;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+    /* A name of its own (O_EXCL): routers in containers sharing the directory may share a pid. */
+    int fd = mkostemps(tmp, 4, O_CLOEXEC);
+    if (fd >= 0) fchmod(fd, 0640); /* as readable as before for routers sharing the group */
     if (fd < 0) {
         snprintf(why, whylen, "cannot write %s: %s", tmp, strerror(errno));
         goto out;

@@ -853,10 +853,14 @@ START_TEST(the_cache_keeps_the_entries_used_last)
     ck_assert_int_eq(rt_rulecache_load(dir, key2, &loaded, why, sizeof why), 1);
     hs_free_database(loaded);
     /* a writer's temporary file: a stale one goes, a fresh one (a writer at work) stays;
-     * files that are not entries are never touched */
+     * files that are not this module's are never touched, however old */
     FILE *f;
-    const char *others[] = {".0a.1.tmp", ".0b.2.tmp", "README", "old.hsdb"};
-    for (size_t i = 0; i < 4; i++) {
+    char stale[96], fresh[96];
+    snprintf(stale, sizeof stale, ".%064d.a1b2c3.tmp", 0);
+    snprintf(fresh, sizeof fresh, ".%064d.d4e5f6.tmp", 0);
+    const char *others[] = {stale, fresh, "README", "old.hsdb", ".someone-elses.tmp"};
+    const size_t nothers = sizeof others / sizeof *others;
+    for (size_t i = 0; i < nothers; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, others[i]);
         ck_assert_ptr_nonnull(f = fopen(path, "w"));
@@ -870,9 +874,9 @@ START_TEST(the_cache_keeps_the_entries_used_last)
     ck_assert(!entry_exists(dir, 3));
     for (int i = 4; i <= 10; i++) ck_assert_msg(entry_exists(dir, i), "entry %d", i);
     char path[4096];
-    snprintf(path, sizeof path, "%s/.0a.1.tmp", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, stale);
     ck_assert_msg(access(path, F_OK) != 0, "a stale temporary file is left");
-    for (size_t i = 1; i < 4; i++) {
+    for (size_t i = 1; i < nothers; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, others[i]);
         ck_assert_msg(access(path, F_OK) == 0, "%s was removed", others[i]);
     }
