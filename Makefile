@@ -91,10 +91,10 @@ $(BUILD)/tests/test_gateway: $(BUILD)/tests/unit/test_gateway.o $(BUILD)/service
 # The router's modules (Vectorscan), tested without its main.
 ROUTER_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/router/main.c,$(wildcard services/router/*.c)))
 $(BUILD)/services/router/%.o: CFLAGS += $(HS_CFLAGS)
-$(BUILD)/tests/unit/test_router.o $(BUILD)/tests/integration/classify_eval.o: CFLAGS += $(HS_CFLAGS) -Iservices/router
+$(BUILD)/tests/unit/test_router.o $(BUILD)/tests/unit/test_rulecache.o $(BUILD)/tests/integration/classify_eval.o: CFLAGS += $(HS_CFLAGS) -Iservices/router
 $(BUILD)/bin/casewire-router $(BUILD)/itests/classify_eval: PKG_LIBS += $(HS_LIBS)
 $(BUILD)/itests/classify_eval: $(ROUTER_MODULES)
-$(BUILD)/tests/test_router: $(BUILD)/tests/unit/test_router.o $(ROUTER_MODULES) $(LIBCOMMON)
+$(BUILD)/tests/test_router $(BUILD)/tests/test_rulecache: $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(ROUTER_MODULES) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(HS_LIBS) $(CHECK_LIBS) -lm
 
