@@ -100,8 +100,11 @@ $(BUILD)/tests/test_router $(BUILD)/tests/test_rulecache: $(BUILD)/tests/test_%:
 
 # The deadline worker's timer store, tested against a real Redis without its main.
 DEADLINE_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/deadline/main.c,$(wildcard services/deadline/*.c)))
-$(BUILD)/tests/integration/timers.o: CFLAGS += -Iservices/deadline
-$(BUILD)/itests/timers: $(DEADLINE_MODULES)
+$(BUILD)/tests/integration/timers.o $(BUILD)/tests/integration/deadline_feed.o $(BUILD)/tests/unit/test_deadline.o: CFLAGS += -Iservices/deadline
+$(BUILD)/itests/timers $(BUILD)/itests/deadline_feed: $(DEADLINE_MODULES)
+$(BUILD)/tests/test_deadline: $(BUILD)/tests/unit/test_deadline.o $(DEADLINE_MODULES) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 	@mkdir -p $(@D)

@@ -79,6 +79,12 @@ enum cw_setting_type { CW_T_STRING, CW_T_INT, CW_T_MS, CW_T_BOOL };
       CW_SVC_ROUTER, 0,                                                                            \
       "directory for compiled classification rules, so a restart loads them in milliseconds "      \
       "instead of compiling them again (empty: compile at every start)")                           \
+    X(DEADLINE_LEASE, "lease", "CASEWIRE_DEADLINE_LEASE", CW_T_MS, "5s", 200, 600000,               \
+      CW_SVC_DEADLINE, 0,                                                                          \
+      "deadline worker: a claimed timer is this worker's for this long; if it dies, another "      \
+      "worker fires the timer after it (the bound on lateness when a worker dies)")                \
+    X(DEADLINE_BATCH, "claim-batch", "CASEWIRE_DEADLINE_BATCH", CW_T_INT, "256", 1, 10000,          \
+      CW_SVC_DEADLINE, 0, "deadline worker: most timers taken from a shard in one claim")          \
     X(DEVBROKER_BROKERS, "brokers", "CASEWIRE_DEVBROKER_BROKERS", CW_T_INT, "3", 1, 9,                 \
       CW_SVC_DEVBROKER, 0, "devbroker: number of mock brokers")                                     \
     X(DEVBROKER_PARTITIONS, "partitions", "CASEWIRE_DEVBROKER_PARTITIONS", CW_T_INT, "6", 1, 256,      \

@@ -38,10 +38,7 @@ static void pool_forget(void)
     pool.left = 0;
 }
 
-static void pool_register(void)
-{
-    pthread_atfork(NULL, NULL, pool_forget);
-}
+static void pool_register(void) { pthread_atfork(NULL, NULL, pool_forget); }
 
 static int random_bytes(uint8_t *out, size_t n)
 {
@@ -67,7 +64,13 @@ int cw_ulid_new(char out[CW_ULID_LEN + 1])
 {
     uint8_t rnd[10];
     if (random_bytes(rnd, sizeof rnd) != 0) return -1;
-    uint64_t t = (uint64_t)cw_now_ms();
+    cw_ulid_make(cw_now_ms(), rnd, out);
+    return 0;
+}
+
+void cw_ulid_make(int64_t time_ms, const uint8_t rnd[10], char out[CW_ULID_LEN + 1])
+{
+    uint64_t t = (uint64_t)time_ms & 0xFFFFFFFFFFFFull;
     /* 48-bit time in 10 characters (the first holds 3 bits). */
     for (int i = 9; i >= 0; i--) {
         out[i] = crockford[t & 31];
@@ -86,7 +89,6 @@ int cw_ulid_new(char out[CW_ULID_LEN + 1])
         lo >>= 5;
     }
     out[CW_ULID_LEN] = '\0';
-    return 0;
 }
 
 int cw_ulid_valid(const char *s)

@@ -14,6 +14,9 @@
 
 /* Writes a new ULID and a terminating NUL into out. Returns 0, or -1 if no randomness. */
 int cw_ulid_new(char out[CW_ULID_LEN + 1]);
+/* The ULID of time_ms (its low 48 bits) and these 80 bits: for ids derived from something
+ * stable (the same input gives the same id on every attempt). */
+void cw_ulid_make(int64_t time_ms, const uint8_t rnd[10], char out[CW_ULID_LEN + 1]);
 /* 1 when s is a well-formed ULID. */
 int cw_ulid_valid(const char *s);
 /* Milliseconds of the ULID's time part, or -1 when s is not a ULID. */

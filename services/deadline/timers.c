@@ -41,7 +41,8 @@
     "end\n"
 
 /* ARGV: 1 shard, 2 event id, 3 case id, 4 number of stops, the stopped clocks, the number of
- * arms, then clock, stage, due ms, payload for each. The case's clock state never expires: it
+ * arms, then clock, stage, due ms, payload for each, then the number of facts and a name and
+ * value for each (kept in the clock state as f:<name>). The case's clock state never expires: it
  * holds the generations and the applied event ids, and a closed case may be reopened (a timer
  * id reused after a reopen would be taken downstream for a redelivery of the first). */
 static const char apply_lua[] = LUA_COMMON
@@ -63,6 +64,10 @@ static const char apply_lua[] = LUA_COMMON
     "  arm(ARGV[3] .. '.' .. clock .. '.' .. gens[clock] .. '.' .. stage, clock, at, payload)\n"
     "  local n = tonumber(at)\n"
     "  if not earliest or n < earliest then earliest = n end\n"
+    "end\n"
+    "local nfacts = tonumber(ARGV[i])\n"
+    "for k = 1, nfacts do\n"
+    "  redis.call('HSET', clk, 'f:' .. ARGV[i + 2 * k - 1], ARGV[i + 2 * k])\n"
     "end\n"
     "redis.call('HSET', clk, 'ev:' .. ARGV[2], '1')\n"
     "wake(before, earliest)\n"
@@ -111,7 +116,8 @@ static const char claim_lua[] =
     "return out\n";
 
 /* ARGV: 1 shard, 2 timer id, 3 token, 4 'check' or 'commit', 5 min lease left ms (check),
- * then for commit optionally: next stage, next due ms, next payload. */
+ * then for commit optionally: next stage, next due ms, next payload. A passed check answers
+ * {'ok', the case's owner fact or '', lease left ms}. */
 static const char fire_lua[] = LUA_COMMON
     "local id, token = ARGV[2], ARGV[3]\n"
     "local held = redis.call('HGET', tok, id)\n"
@@ -126,7 +132,7 @@ static const char fire_lua[] = LUA_COMMON
     "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "  local ends = tonumber(redis.call('ZSCORE', lease, id) or '0')\n"
     "  if ends - now < tonumber(ARGV[5]) then return {'late'} end\n"
-    "  return {'ok'}\n"
+    "  return {'ok', redis.call('HGET', clk, 'f:owner') or '', string.format('%d', ends - now)}\n"
     "end\n"
     "local base, clock = string.match(id, '^([^.]+%.([^.]+)%.[0-9]+)%.[^.]+$')\n"
     "if not base then return redis.error_reply('fire: not a timer id: ' .. id) end\n"
@@ -217,22 +223,26 @@ static bool arm_ok(const struct dl_arm *a)
 
 int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *cb, void *arg)
 {
-    if (c->nstops > DL_MAX_STOPS || c->narms > DL_MAX_ARMS ||
+    if (c->nstops > DL_MAX_STOPS || c->narms > DL_MAX_ARMS || c->nfacts > DL_MAX_FACTS ||
         !id_part(c->case_id, DL_CASE_ID_MAX) || !c->event_id || !*c->event_id)
         return CW_REDIS_BAD_COMMAND;
     for (size_t i = 0; i < c->nstops; i++)
         if (!id_part(c->stops[i], DL_CLOCK_MAX)) return CW_REDIS_BAD_COMMAND;
     for (size_t i = 0; i < c->narms; i++)
         if (!arm_ok(&c->arms[i])) return CW_REDIS_BAD_COMMAND;
+    for (size_t i = 0; i < c->nfacts; i++)
+        if (!id_part(c->facts[i].name, DL_CLOCK_MAX) || !c->facts[i].value)
+            return CW_REDIS_BAD_COMMAND;
     unsigned shard = dl_shard_of(c->case_id);
     struct keys k;
     shard_keys(&k, shard, c->case_id);
-    char shard_s[8], nstops[8], narms[8];
+    char shard_s[8], nstops[8], narms[8], nfacts[8];
     char dues[DL_MAX_ARMS][24];
     snprintf(shard_s, sizeof shard_s, "%u", shard);
     snprintf(nstops, sizeof nstops, "%zu", c->nstops);
     snprintf(narms, sizeof narms, "%zu", c->narms);
-    const char *argv[6 + 5 + DL_MAX_STOPS + 1 + 4 * DL_MAX_ARMS];
+    snprintf(nfacts, sizeof nfacts, "%zu", c->nfacts);
+    const char *argv[6 + 5 + DL_MAX_STOPS + 1 + 4 * DL_MAX_ARMS + 1 + 2 * DL_MAX_FACTS];
     int argc = 0;
     argv[argc++] = k.due;
     argv[argc++] = k.lease;
@@ -253,6 +263,11 @@ int dl_timers_apply(dl_timers *t, const struct dl_change *c, cw_redis_reply_fn *
         argv[argc++] = a->stage;
         argv[argc++] = dues[i];
         argv[argc++] = a->payload;
+    }
+    argv[argc++] = nfacts;
+    for (size_t i = 0; i < c->nfacts; i++) {
+        argv[argc++] = c->facts[i].name;
+        argv[argc++] = c->facts[i].value;
     }
     return cw_redis_script_run(t->redis, t->apply, cb, arg, 6, argc, argv, NULL);
 }
@@ -384,4 +399,31 @@ enum dl_fire_result dl_fire_reply(const redisReply *r)
     if (strcmp(s, "cancelled") == 0) return DL_FIRE_CANCELLED;
     if (strcmp(s, "late") == 0) return DL_FIRE_LATE;
     return DL_FIRE_BAD_REPLY;
+}
+
+int dl_check_reply(const redisReply *r, char *owner, size_t owner_len, int64_t *left_ms)
+{
+    enum dl_fire_result res = dl_fire_reply(r);
+    if (res != DL_FIRE_OK) return (int)res;
+    const char *o = str_at(r, 1), *left = str_at(r, 2);
+    if (!o || parse_ms(left, left_ms) != 0 || strlen(o) >= owner_len) return DL_FIRE_BAD_REPLY;
+    strcpy(owner, o);
+    return DL_FIRE_OK;
+}
+
+int dl_timers_read_facts(dl_timers *t, const char *case_id, const char *const *names, size_t n,
+                         cw_redis_reply_fn *cb, void *arg)
+{
+    if (!id_part(case_id, DL_CASE_ID_MAX) || n == 0 || n > DL_MAX_FACTS)
+        return CW_REDIS_BAD_COMMAND;
+    struct keys k;
+    shard_keys(&k, dl_shard_of(case_id), case_id);
+    char fields[DL_MAX_FACTS][DL_CLOCK_MAX + 2];
+    const char *argv[2 + DL_MAX_FACTS] = {"HMGET", k.clk};
+    for (size_t i = 0; i < n; i++) {
+        if (!id_part(names[i], DL_CLOCK_MAX)) return CW_REDIS_BAD_COMMAND;
+        snprintf(fields[i], sizeof fields[i], "f:%s", names[i]);
+        argv[2 + i] = fields[i];
+    }
+    return cw_redis_command(t->redis, cb, arg, (int)(2 + n), argv, NULL);
 }

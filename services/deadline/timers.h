@@ -47,17 +47,26 @@ struct dl_arm {
     const char *payload;
 };
 
+/* A fact about a case the worker keeps in its clock state (owner, policy, ...): names are
+ * [A-Za-z0-9_-], shorter than DL_CLOCK_MAX. */
+struct dl_fact {
+    const char *name, *value;
+};
+
 /* One case event's changes. Each clock named in arms is restarted: its old timers are
- * cancelled and its generation goes up by one. Due times are Unix ms (years 2001 to 2286). */
+ * cancelled and its generation goes up by one. Due times are Unix ms (years 2001 to 2286).
+ * Facts are set with the changes, in the same script, once per event id. */
 struct dl_change {
     const char *event_id, *case_id;
     const char *const *stops;
     size_t nstops;
     const struct dl_arm *arms;
     size_t narms;
+    const struct dl_fact *facts;
+    size_t nfacts;
 };
 
-enum { DL_MAX_ARMS = 64, DL_MAX_STOPS = 16 };
+enum { DL_MAX_ARMS = 64, DL_MAX_STOPS = 16, DL_MAX_FACTS = 16 };
 
 /* Reply: {"ok"|"dup"}. CW_REDIS_BAD_COMMAND, before Redis, when there are too many stops or
  * arms, or a case id, clock, stage or due time that could not make a timer id (see above). */
@@ -98,6 +107,13 @@ int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool c
                    int64_t min_left_ms, const struct dl_arm *next, cw_redis_reply_fn *cb,
                    void *arg);
 enum dl_fire_result dl_fire_reply(const redisReply *r);
+/* A check's reply: DL_FIRE_OK with the case's owner fact ("" when none) and the lease left
+ * (Redis's clock, at the check), or the refusal. */
+int dl_check_reply(const redisReply *r, char *owner, size_t owner_len, int64_t *left_ms);
+
+/* HMGET of the named facts of a case (reply: an array, nil for a fact never set). */
+int dl_timers_read_facts(dl_timers *t, const char *case_id, const char *const *names, size_t n,
+                         cw_redis_reply_fn *cb, void *arg);
 
 /* The parts of a timer id "<case>.<clock>.<gen>.<stage>", copied into the caller's buffers.
  * 0, or -1 when id is not a timer id. */

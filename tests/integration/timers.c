@@ -52,6 +52,8 @@ static struct dl_claim claimed;
 static char claim_ids[64][DL_TIMER_ID_MAX], claim_tokens[64][DL_TOKEN_MAX];
 static int apply_result;
 static enum dl_fire_result fire_result;
+static char check_owner[64];
+static int64_t check_left = -1;
 enum kind { APPLY, CLAIM, FIRE } expecting;
 
 static void on_reply(void *arg, const redisReply *r, const char *err)
@@ -69,7 +71,14 @@ static void on_reply(void *arg, const redisReply *r, const char *err)
     if (r->type == REDIS_REPLY_ERROR) printf("# error reply: %s\n", r->str);
     switch (expecting) {
     case APPLY: apply_result = dl_apply_reply(r); break;
-    case FIRE: fire_result = dl_fire_reply(r); break;
+    case FIRE:
+        fire_result = dl_fire_reply(r);
+        check_left = -1;
+        check_owner[0] = '\0';
+        if (fire_result == DL_FIRE_OK && r->elements == 3 &&
+            dl_check_reply(r, check_owner, sizeof check_owner, &check_left) != DL_FIRE_OK)
+            fire_result = DL_FIRE_BAD_REPLY;
+        break;
     case CLAIM:
         if (dl_claim_reply(r, &claimed) != 0) {
             claimed.n = 0;
@@ -218,8 +227,13 @@ static void test_apply(void)
     struct dl_arm arms[] = {{"handoff", "w50", now + 300000, "{\"p\":1}"},
                             {"handoff", "b0", now + 600000, "{\"p\":2}"},
                             {"reply", "b0", now + 86400000, "{\"p\":3}"}};
-    struct dl_change routed = {.event_id = "EV1", .case_id = cs, .arms = arms, .narms = 3};
+    struct dl_fact facts[] = {{"owner", "SH01-S001"}, {"site", "SH01"}};
+    struct dl_change routed = {
+        .event_id = "EV1", .case_id = cs, .arms = arms, .narms = 3, .facts = facts, .nfacts = 2};
     check(apply(&routed) == 1, "routed: applied");
+    check(!strcmp(sync_str("HGET %s f:owner", clk), "SH01-S001") &&
+              !strcmp(sync_str("HGET %s f:site", clk), "SH01"),
+          "routed: the facts given are kept in the clock state");
     check(sync_int("ZCARD " K("due")) == 3 && sync_int("HLEN " K("tmr")) == 3,
           "routed: three timers in the due index with their payloads");
     snprintf(id, sizeof id, "%s.handoff.1.w50", cs);
@@ -232,10 +246,13 @@ static void test_apply(void)
           "routed again (a redelivery): nothing changes");
 
     const char *stops[] = {"handoff"};
-    struct dl_change ack = {.event_id = "EV2", .case_id = cs, .stops = stops, .nstops = 1};
+    struct dl_fact new_owner[] = {{"owner", "SH01-S002"}};
+    struct dl_change ack = {
+        .event_id = "EV2", .case_id = cs, .stops = stops, .nstops = 1, .facts = new_owner, .nfacts = 1};
     check(apply(&ack) == 1 && sync_int("ZCARD " K("due")) == 1 && sync_int("HLEN " K("tmr")) == 1 &&
               sync_int("HEXISTS %s on:handoff", clk) == 0,
           "acknowledge: both hand-off timers are cancelled, the reply timer stays");
+    check(!strcmp(sync_str("HGET %s f:owner", clk), "SH01-S002"), "a later event changes a fact");
 
     struct dl_arm again[] = {{"handoff", "b0", now + 600000, "{\"p\":4}"}};
     struct dl_change reassign = {.event_id = "EV3", .case_id = cs, .arms = again, .narms = 1};
@@ -330,7 +347,10 @@ static void test_claim_and_fire(void)
               lease_end <= claimed.now_ms + 5000,
           "claim: it left the due index for the lease set, until Redis's now + the lease");
     check(claim(SHARD, 10, 5000) == 0, "claim: a leased timer is not taken again");
-    check(fire(due1, token, true, 0, NULL) == DL_FIRE_OK, "check: the token holds");
+    check(fire(due1, token, true, 0, NULL) == DL_FIRE_OK && check_left > 0 && check_left <= 5000 &&
+              check_owner[0] == '\0',
+          "check: the token holds; it says the lease left (%lld ms) and no owner (none set)",
+          (long long)check_left);
     check(fire(due1, token, true, 60000, NULL) == DL_FIRE_LATE,
           "check: less lease left than asked for says late");
     check(fire(due1, "999999", true, 0, NULL) == DL_FIRE_FENCED, "check: another token is fenced");

@@ -153,6 +153,17 @@ start_router() {
   return $rc
 }
 
+# start_deadline DIR [VAR=value...]: a deadline worker on a free admin port (DEADLINE_PID,
+# DEADLINE_ADMIN). Several may run at once, each with its own DIR.
+start_deadline() {
+  local dir=$1 rc=0 port; shift
+  port=$(free_port)
+  DEADLINE_ADMIN="http://127.0.0.1:$port"
+  _start_daemon deadline "$dir" CASEWIRE_ADMIN_PORT "$port" "$@" || rc=1
+  DEADLINE_PID=$DAEMON_PID
+  return $rc
+}
+
 # start_routing_stack: Redis, the devbroker, a gateway without rate limits and a router, as
 # the router's end-to-end tests use them (files under $CW_TMP). On a failure: not ok, exit.
 # Sets RC (a redis-cli for this Redis) besides what each start_* sets.

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Issue 4/7: the deadline worker end to end, on Redis and the devbroker. Cases are routed
+# straight onto casewire.cases.v1 with a 1.5 s hand-off clock (policy "default": warnings at
+# 50 and 80 %), and the worker's DeadlineFired events and notification tasks are read back
+# with casewire-tail:
+#   - nobody acts: the 50 % and 80 % warnings go to the owner, then the breach climbs SH01's
+#     whole ladder (levels 0, 1, 2, 3, each 1.5 s after the last) and stops at the top;
+#   - the owner acknowledges after the first breach: the clock stops, nothing more fires;
+#   - an emergency alerts levels 0-2 at once, then level 3;
+#   - close cancels a case's timers in Redis; nothing fires early (Redis's clock).
+source "$CW_ROOT/tests/lib/common.sh"
+R="$CW_TMP/r"
+mkdir -p "$R"
+feed="$CW_BUILD/itests/deadline_feed"
+tail_bin="$CW_BUILD/bin/casewire-tail"
+start_redis "$CW_TMP/redis" || { not_ok "redis starts"; exit 1; }
+start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+RC="redis-cli -p $REDIS_PORT"
+start_deadline "$CW_TMP/dl" CASEWIRE_DEADLINE_LEASE=2s || { not_ok "the deadline worker starts"; exit 1; }
+ok "the deadline worker starts and reports ready"
+# The consumer must hold its partitions before events are written after "now" matter.
+wait_until 60 grep -q 'event=kafka.assigned' "$CW_TMP/dl/deadline.log" ||
+  not_ok "the worker joined its consumer group within 60 s"
+
+A=01JDDEAD0AAAAAAAAAAAAAAAAA B=01JDDEAD0BBBBBBBBBBBBBBBBB C=01JDDEAD0CCCCCCCCCCCCCCCCC
+D=01JDDEAD0DDDDDDDDDDDDDDDDD
+"$feed" routed "$A" SH01 1 SH01-S001 1500 >/dev/null &&
+  "$feed" routed "$B" SH01 1 SH01-S001 1500 >/dev/null &&
+  "$feed" routed "$C" SH01 3 SH01-S001 1500 >/dev/null &&
+  "$feed" routed "$D" SH01 1 SH01-S001 600000 >/dev/null
+check "four CaseRouted events written" test $? -eq 0
+
+dump() { # every record of the cases and notify topics so far, into $R/all.json
+  "$tail_bin" --from-beginning --until-end --quiet --timeout 30 \
+    --topic casewire.cases.v1 --topic casewire.notify.v1 >"$R/all.json" 2>"$R/tail.err"
+}
+fired() { jq -c --arg k "$1" 'select(.key == $k and .event.deadline_fired) | .event.deadline_fired' "$R/all.json"; }
+seen() { dump && [ -n "$(fired "$1" | jq -r --arg t "$2" 'select(.timer_id == $t) | .timer_id')" ]; }
+
+# B: acknowledged once its first breach was published.
+if wait_until 30 seen "$B" "$B.handoff.1.b0"; then
+  "$feed" action "$B" SH01 acknowledge >/dev/null
+  check "B: acknowledged after its first breach" test $? -eq 0
+else
+  not_ok "B's first breach fires within 30 s"
+fi
+clk() { $RC --scan --pattern "cw:clk:*:$1" | head -n 1; }
+# the case's clock state exists (it was armed) and holds no hand-off timer any more
+stopped() { local k; k=$(clk "$1"); [ -n "$k" ] && [ "$($RC hexists "$k" on:handoff)" = 0 ]; }
+check "B: the acknowledge stopped the hand-off clock (its timers are gone from Redis)" \
+  wait_until 30 stopped "$B"
+"$feed" action "$D" SH01 close >/dev/null
+check "D: close cancels its timers (none left in the due index)" wait_until 30 stopped "$D"
+
+# A's last breach is the latest thing due: once it is out, everything else has fired.
+check "A: the breach reached the top of the ladder (level 3) within 30 s" \
+  wait_until 30 seen "$A" "$A.handoff.1.b3"
+dump
+fired "$A" >"$R/a.json"; fired "$B" >"$R/b.json"; fired "$C" >"$R/c.json"; fired "$D" >"$R/d.json"
+stages() { jq -r '.timer_id | split(".")[3]' "$1" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+check "A: warnings at 50 and 80 %, then the breach at levels 0, 1, 2, 3 ($(stages "$R/a.json"))" \
+  test "$(stages "$R/a.json")" = "b0 b1 b2 b3 w50 w80"
+check "A: each breach names its ladder level" \
+  test "$(jq -r 'select(.warning != true) | "\(.timer_id | split(".")[3]):\(.ladder_level // 0)"' "$R/a.json" | sort -u | tr '\n' ' ')" = "b0:0 b1:1 b2:2 b3:3 "
+check "A: each level comes the clock's duration after the last (due times 1.5 s apart)" \
+  test "$(jq -s '[.[] | select(.warning != true)] | sort_by(.due_ms) | [range(1; length) as $i | (.[$i].due_ms | tonumber) - (.[$i - 1].due_ms | tonumber)] | unique' "$R/a.json" -c)" = "[1500]"
+check "A: nothing armed after the top of the ladder" stopped "$A"
+check "B: after the acknowledge nothing more fired ($(stages "$R/b.json"))" \
+  test "$(stages "$R/b.json")" = "b0 w50 w80"
+check "C (emergency): levels 0-2 alerted at once, then level 3 ($(jq -r 'select(.warning != true) | .ladder_level' "$R/c.json" | tr '\n' ' '))" \
+  test "$(jq -r 'select(.warning != true) | .ladder_level' "$R/c.json" | sort -n | tr '\n' ' ')" = "2 3 "
+check "D: closed before its clock ran out: nothing fired" test ! -s "$R/d.json"
+check "nothing fired early: fired_ms >= due_ms on Redis's clock, for every event" \
+  test "$(cat "$R"/[abc].json | jq -s 'map(select((.fired_ms | tonumber) < (.due_ms | tonumber))) | length')" = 0
+check "each timer was published once (one event id per timer)" \
+  test "$(jq -r 'select(.event.deadline_fired) | "\(.event.deadline_fired.timer_id) \(.event.meta.event_id)"' "$R/all.json" | sort -u | awk '{print $1}' | uniq -d | wc -l)" = 0
+
+# The tasks: the owner's warning SMS; for a breach an SMS and a staff task per person.
+tasks() { jq -r --arg k "$1" 'select(.key == $k and .event.notification_task) | .event.notification_task.task_id' "$R/all.json" | sort -u; }
+tasks "$A" >"$R/a.tasks"
+check "A: the warnings went to the owner by SMS" \
+  test "$(grep -c -E "\.w(50|80):sms:SH01-S001$" "$R/a.tasks")" = 2
+check "A: each breach sent an SMS and a staff task to the level's people" \
+  test "$(for s in b0 b1 b2 b3; do grep -c "\.$s:sms:" "$R/a.tasks"; grep -c "\.$s:task:" "$R/a.tasks"; done | awk '$1 < 1 { bad = 1 } END { print bad + 0 }')" = 0
+level3=$(jq -r --arg t "$A.handoff.1.b3" 'select(.event.deadline_fired.timer_id == $t) | .event.deadline_fired.notified_staff_ids[]' "$R/all.json" | head -n 1)
+check "A: level 3 notified the group head ($level3)" test "$level3" = HQ-S001
+
+metric() { curl -s -m 5 "$DEADLINE_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2; exit }'; }
+breaches=$(metric 'casewire_deadline_fired_total{kind="breach"}')
+check "metrics count the breaches fired (${breaches:-none}, want 7)" test "${breaches:-0}" = 7
+check_stops "the deadline worker" "$DEADLINE_PID" 15
