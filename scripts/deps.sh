@@ -22,6 +22,7 @@ packages=(
   curl                             # `make run` waits for /healthz; the README tour
   jq                               # the tests read JSON answers and decoded events
   prometheus                       # promtool: the tests check /metrics with `promtool check metrics`
+  faketime                         # the deadline tests run a worker whose clock is an hour off
 )
 
 missing=()
