@@ -143,7 +143,10 @@ int dl_firing_plan(const struct dl_ctx *ctx, const char *timer_id, const struct 
     int first = pl->level < 0 ? 0 : pl->level > top ? top : pl->level;
     int span = pl->urgency == CASEWIRE__V1__URGENCY__URGENCY_EMERGENCY ? DL_EMERGENCY_LEVELS : 1;
     int last = first + span - 1 > top ? top : first + span - 1;
-    for (int l = first; l <= last; l++) notify_level(ctx, site, site->ladder.levels[l], now_ms, f);
+    /* Who was on duty when the timer came due, not when it was claimed: a timer fired again
+     * after a lease publishes the same people under the same event ids. */
+    for (int l = first; l <= last; l++)
+        notify_level(ctx, site, site->ladder.levels[l], pl->at_ms, f);
     f->fired.ladder_level = (uint32_t)last;
 
     int64_t act_by = pl->clock_due_ms;

@@ -7,7 +7,7 @@
  *                     the breach of the next level up is armed, the clock's duration later,
  *                     until the top of the site's ladder.
  *
- * The people of a level are those holding its role on duty at the moment of firing (the
+ * The people of a level are those holding its role on duty when the timer came due (the
  * site's, else the group's), else whoever holds the ladder's fallback role on duty, else
  * everyone holding the level's role: never nobody.
  *

@@ -52,7 +52,8 @@ struct worker {
     unsigned batch;
     size_t max_firing; /* claimed timers being fired at once, before claiming pauses */
     struct {
-        int64_t due_mono; /* when the shard next needs a claim (monotonic ms), NEVER */
+        int64_t due_mono;   /* when the shard next needs a claim (monotonic ms), NEVER */
+        int64_t woken_mono; /* earliest wake-up that came while claiming, NEVER */
         bool claiming;
     } shards[DL_SHARDS];
     bool clock_known;
@@ -76,6 +77,7 @@ struct job {
     struct job *after; /* the next record of the same case, waiting for this one */
     bool waiting;      /* in some job's `after` chain, not started */
     bool reading;      /* the current step reads the facts (else it applies) */
+    bool facts_loaded; /* facts holds the case's facts: a retried apply plans with them too */
     int attempts, error_replies;
     struct event *retry;
     struct dl_facts facts;
@@ -201,6 +203,7 @@ static void facts_read(void *arg, const redisReply *r, const char *err)
         return;
     }
     j->reading = false;
+    j->facts_loaded = true;
     j->attempts = 0;
     apply_plan(j, &j->facts);
 }
@@ -209,7 +212,7 @@ static void job_step(struct job *j)
 {
     if (j->w->closing) return;
     if (!j->reading) {
-        apply_plan(j, NULL);
+        apply_plan(j, j->facts_loaded ? &j->facts : NULL);
         return;
     }
     int rc = dl_timers_read_facts(j->w->timers, job_case(j), dl_fact_names, dl_fact_count,
@@ -520,6 +523,10 @@ static void claimed(void *arg, const redisReply *r, const char *err)
         w->shards[shard].due_mono = mono; /* more may be due */
     else
         w->shards[shard].due_mono = c.next_ms < 0 ? NEVER : c.next_ms - w->redis_minus_mono;
+    /* A wake-up published after Redis ran this claim is not in its answer. */
+    if (w->shards[shard].woken_mono < w->shards[shard].due_mono)
+        w->shards[shard].due_mono = w->shards[shard].woken_mono;
+    w->shards[shard].woken_mono = NEVER;
     free(c.timers);
     schedule(w);
 }
@@ -588,6 +595,10 @@ static void on_wake_message(void *arg, unsigned shard, int64_t due_ms)
 {
     struct worker *w = arg;
     int64_t due = w->clock_known ? due_ms - w->redis_minus_mono : cw_mono_ms();
+    if (w->shards[shard].claiming) { /* the claim's answer may predate it: kept for then */
+        if (due < w->shards[shard].woken_mono) w->shards[shard].woken_mono = due;
+        return;
+    }
     if (due < w->shards[shard].due_mono) {
         w->shards[shard].due_mono = due;
         schedule(w);
@@ -671,7 +682,8 @@ static int setup(struct worker *w, cw_service *svc)
     if (!(w->wake_timer = evtimer_new(w->base, on_wake_timer, w)) ||
         !(w->resync_timer = evtimer_new(w->base, on_resync, w)))
         return -1;
-    for (unsigned s = 0; s < DL_SHARDS; s++) w->shards[s].due_mono = NEVER;
+    for (unsigned s = 0; s < DL_SHARDS; s++)
+        w->shards[s].due_mono = w->shards[s].woken_mono = NEVER;
     struct timeval soon = {0, 0};
     evtimer_add(w->resync_timer, &soon); /* the first claims, once the loop runs */
     metrics(w, cw_service_metrics(svc));

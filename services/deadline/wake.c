@@ -129,6 +129,8 @@ static void connect_now(evutil_socket_t fd, short what, void *arg)
         schedule_connect(w);
         return;
     }
+    /* a peer that vanished without a FIN is noticed, and the subscription made again */
+    redisEnableKeepAlive(&ac->c);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* commands queue until the connection is up; errors come back to on_reply */
