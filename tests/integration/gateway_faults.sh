@@ -212,22 +212,26 @@ check "outage: one case id per key on Kafka (several: $(field "$v" keys_multi_ca
   test "$(field "$v" keys_multi_case)" = 0 -a "$(field "$v" keys_absent)" = 0 -a "$(field "$v" answer_wrong_key)" = 0
 check_stops "gateway (after the kills and the outage)" "$gw_pid" 15
 
-# ---- 3. slowloris against the whole-request deadline (4 s) ----
-start_gateway "$CW_TMP/gw" CASEWIRE_HTTP_REQUEST_TIMEOUT=4s || { not_ok "gateway starts (request timeout 4 s)"; exit 1; }
+# ---- 3. slowloris against the whole-request deadline (10 s) ----
+# 10 s, not less: the legitimate requests below must all be answered while the 100 slow
+# connections are still open, and on a slow shared machine 13 curl runs can take seconds.
+start_gateway "$CW_TMP/gw" CASEWIRE_HTTP_REQUEST_TIMEOUT=10s || { not_ok "gateway starts (request timeout 10 s)"; exit 1; }
 closes0=$(metric casewire_http_deadline_closes_total)
 "$load" slow --port "$GW_PORT" --conns 100 --interval-ms 2000 --max-s 20 >"$CW_TMP/slow.out" 2>&1 &
 sp=$!; track_pid "$sp"
 check "slowloris: 100 connections opened, each sent its first byte" \
   wait_until 15 grep -q all_first_bytes_sent "$CW_TMP/slow.out"
+legit_t0=$(now_ms)
 ok_get=0
-for i in $(seq 1 20); do
+for i in $(seq 1 10); do
   [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$GW_URL/v1/sites")" = 200 ] && ok_get=$((ok_get + 1))
 done
 ok_post=0
 for i in 1 2 3; do [ "$(post_case "slowloris-$i")" = 202 ] && ok_post=$((ok_post + 1)); done
 open_now=$(metric casewire_http_connections)
 closed_yet=$(grep -c '^closed' "$CW_TMP/slow.out")
-check "slowloris: 20 GET /v1/sites answered 200 during the attack ($ok_get)" test "$ok_get" -eq 20
+echo "# slowloris: the 13 legitimate requests took $(( $(now_ms) - legit_t0 )) ms"
+check "slowloris: 10 GET /v1/sites answered 200 during the attack ($ok_get)" test "$ok_get" -eq 10
 check "slowloris: 3 POST /v1/cases answered 202 during the attack ($ok_post)" test "$ok_post" -eq 3
 check "slowloris: the attack was still on meanwhile (${open_now:-?} connections open, $closed_yet slow ones closed)" \
   test "${open_now%.*}" -ge 100 -a "$closed_yet" -eq 0
@@ -238,8 +242,8 @@ s_closed=$(sed -n 's/.* closed=\([0-9]*\).*/\1/p' <<<"$summary")
 s_min=$(sed -n 's/.* min_ms=\(-*[0-9]*\).*/\1/p' <<<"$summary")
 s_max=$(sed -n 's/.* max_ms=\(-*[0-9]*\).*/\1/p' <<<"$summary")
 check "slowloris: all 100 connections closed by the server (${s_closed:-?}, exit $rc)" test "${s_closed:-0}" -eq 100
-check "slowloris: none closed before the 4 s deadline (earliest ${s_min:-?} ms)" test "${s_min:--1}" -ge 3900
-check "slowloris: all closed by 4 s + 3 s slack (latest ${s_max:-?} ms)" test "${s_max:-99999}" -le 7000 -a "${s_max:-99999}" -ge 0
+check "slowloris: none closed before the 10 s deadline (earliest ${s_min:-?} ms)" test "${s_min:--1}" -ge 9900
+check "slowloris: all closed by 10 s + 5 s slack (latest ${s_max:-?} ms)" test "${s_max:-99999}" -le 15000 -a "${s_max:-99999}" -ge 0
 closes1=$(metric casewire_http_deadline_closes_total)
 check "slowloris: casewire_http_deadline_closes_total rose by >= 100 (${closes0:-?} -> ${closes1:-?})" \
   test "$(( ${closes1%.*} - ${closes0%.*} ))" -ge 100
@@ -259,7 +263,7 @@ pipelined() {
 p_ms=$(pipelined)
 p_answers=$(grep -c '^HTTP/1.1 200' "$CW_TMP/pipelined.out")
 check "slowloris: a partial request pipelined behind a full one is closed by the deadline (${p_ms:-?} ms, $p_answers answer)" \
-  test "$p_answers" -eq 1 -a "${p_ms:-0}" -ge 3900 -a "${p_ms:-99999}" -le 7000
+  test "$p_answers" -eq 1 -a "${p_ms:-0}" -ge 9900 -a "${p_ms:-99999}" -le 15000
 check_stops "gateway (after the slowloris)" "$GW_PID" 15
 
 # ---- 4. the connection cap (20) ----
