@@ -8,8 +8,11 @@
  *     case's events are applied one after the other, in their order on the partition.
  *   - firing: one libevent timer, set for the earliest moment any shard needs a worker, from
  *     claim replies and wake-up messages (wake.h), both on Redis's clock and turned into
- *     relative delays. Each claimed timer is checked (its lease still ours, half of it left),
- *     published (escalate.h) and, once Kafka confirmed, committed.
+ *     relative delays. A claim's timers are checked together in one script run (each lease
+ *     still ours, half of it left), each is published (escalate.h) and, once Kafka confirmed,
+ *     queued for its commit; the commits queued by a turn of the loop go in one script run per
+ *     shard. Redis then does two script runs per claim batch, not two per timer.
+ *   - the operator view (inspect.h) on the admin port.
  * A worker that dies loses nothing: records not applied are redelivered, timers it claimed
  * are claimed again by any worker once their lease ran out.
  */
@@ -21,6 +24,8 @@
 
 #include "clocks.h"
 #include "escalate.h"
+#include "httpd.h"
+#include "inspect.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -46,6 +51,8 @@ struct worker {
     struct dl_ctx ctx;
     cw_redis *redis;
     dl_timers *timers;
+    dl_inspect *inspect; /* the operator view on the admin port */
+
     cw_producer *producer;
     dl_wake *wake;
     int64_t lease_ms;
@@ -59,9 +66,14 @@ struct worker {
     bool clock_known;
     int64_t redis_minus_mono; /* Redis's time minus our monotonic clock, from the last claim */
     struct event *wake_timer, *resync_timer;
+    /* Fires waiting for their commit, by shard: sent together, one script run per shard, on
+     * the loop's next turn (delivery reports come in bursts). */
+    struct fire *commit_head[DL_SHARDS], *commit_tail[DL_SHARDS];
+    struct event *commit_flush;
     struct job *jobs;
     struct fire *fires;
     size_t firing;
+    unsigned claims_out; /* claims sent, not answered: their timers may come any moment */
     bool closing;
     struct cw_metric *applied, *duplicates, *skipped, *fired_warning, *fired_breach, *fenced_redis,
         *fenced_clock, *cancelled, *abandoned, *lateness, *claims, *retries;
@@ -275,6 +287,8 @@ static void on_case_record(void *arg, cw_kmsg *m)
 struct fire {
     struct worker *w;
     struct fire *prev, *next;
+    struct fire *commit_next; /* in the shard's commit queue */
+    unsigned shard;
     char id[DL_TIMER_ID_MAX], token[DL_TOKEN_MAX];
     struct dl_payload pl;
     int64_t claimed_ms; /* Redis's time at the claim */
@@ -288,6 +302,34 @@ struct fire {
 
 static void schedule(struct worker *w);
 
+/* Whether one more claim fits: timers being fired and those claims still out may bring
+ * stay within max_firing. */
+static bool room_for_claim(const struct worker *w)
+{
+    return w->firing + (w->claims_out + 1) * (size_t)w->batch <= w->max_firing;
+}
+
+/* Fires of one shard sent in one script run (check or commit): the reply's answer i is
+ * fires[i]'s. */
+struct fire_batch {
+    struct worker *w;
+    size_t n;
+    struct fire *fires[];
+};
+
+static struct fire_batch *batch_new(struct worker *w, size_t cap)
+{
+    struct fire_batch *b = malloc(sizeof *b + cap * sizeof b->fires[0]);
+    if (b) *b = (struct fire_batch){.w = w};
+    return b;
+}
+
+/* 1 when r holds one answer (three entries) for each fire of b. */
+static bool batch_reply_ok(const struct fire_batch *b, const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 * b->n;
+}
+
 static void fire_free(struct fire *f)
 {
     struct worker *w = f->w;
@@ -300,7 +342,9 @@ static void fire_free(struct fire *f)
     free(f->firing);
     free(f);
     w->firing--;
-    if (!w->closing && w->firing + w->batch == w->max_firing) schedule(w); /* room again */
+    /* room again: just now (claimed() and a claim's failure call schedule() themselves) */
+    if (!w->closing && w->firing + (w->claims_out + 1) * (size_t)w->batch == w->max_firing)
+        schedule(w);
 }
 
 /* Given up on this worker: its lease runs out and any worker fires it then, same ids. */
@@ -328,12 +372,11 @@ static void on_commit_retry(evutil_socket_t fd, short what, void *arg)
     commit(arg);
 }
 
-static void committed(void *arg, const redisReply *r, const char *err)
+/* r: the batch's reply, i: this fire's answer in it (r NULL and err set when the run failed). */
+static void committed(struct fire *f, const redisReply *r, size_t i, const char *err)
 {
-    struct fire *f = arg;
     struct worker *w = f->w;
-    if (w->closing) return;
-    enum dl_fire_result res = err ? DL_FIRE_BAD_REPLY : dl_fire_reply(r);
+    enum dl_fire_result res = err ? DL_FIRE_BAD_REPLY : dl_fire_reply_at(r, i);
     switch (res) {
     case DL_FIRE_OK:
         cw_metric_add(f->pl.warn_pct ? w->fired_warning : w->fired_breach, 1);
@@ -366,16 +409,75 @@ static void committed(void *arg, const redisReply *r, const char *err)
         }
         break;
     }
-    fire_abandon(f, err ? err : r && r->type == REDIS_REPLY_ERROR ? r->str : "commit failed");
+    const char *why = err ? err : r && r->type == REDIS_REPLY_ERROR ? r->str : "commit failed";
+    fire_abandon(f, why);
+}
+
+typedef void fire_answer_fn(struct fire *f, const redisReply *r, size_t i, const char *err);
+
+/* Hands each fire of b its answer (or the run's error), then frees b. */
+static void batch_answered(struct fire_batch *b, const redisReply *r, const char *err,
+                           const char *what, fire_answer_fn *answer)
+{
+    if (!b->w->closing) {
+        if (!err && !batch_reply_ok(b, r)) err = r && r->type == REDIS_REPLY_ERROR ? r->str : what;
+        for (size_t i = 0; i < b->n; i++) answer(b->fires[i], err ? NULL : r, i, err);
+    }
+    free(b);
+}
+
+static void commits_done(void *arg, const redisReply *r, const char *err)
+{
+    batch_answered(arg, r, err, "unexpected reply to commit", committed);
+}
+
+/* Sends every queued commit: per shard, one script run of up to DL_MAX_FIRE_BATCH timers. */
+static void flush_commits(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->closing) return;
+    for (unsigned s = 0; s < DL_SHARDS; s++) {
+        while (w->commit_head[s]) {
+            size_t n = 0;
+            for (struct fire *f = w->commit_head[s]; f && n < DL_MAX_FIRE_BATCH; f = f->commit_next)
+                n++;
+            struct fire_batch *b = batch_new(w, n);
+            struct dl_fire_item *items = malloc(n * sizeof *items);
+            for (size_t i = 0; i < n; i++) {
+                struct fire *f = w->commit_head[s];
+                w->commit_head[s] = f->commit_next;
+                f->commit_next = NULL;
+                if (b) b->fires[b->n++] = f;
+                if (items)
+                    items[i] = (struct dl_fire_item){f->id, f->token,
+                                                     f->firing->has_next ? &f->firing->next : NULL};
+                if (!b || !items) committed(f, NULL, 0, "out of memory");
+            }
+            if (!w->commit_head[s]) w->commit_tail[s] = NULL;
+            if (b && items) {
+                int rc = dl_timers_fire_batch(w->timers, s, false, 0, items, n, commits_done, b);
+                if (rc != CW_REDIS_OK) commits_done(b, NULL, cw_redis_strerror(rc));
+            } else {
+                free(b);
+            }
+            free(items);
+        }
+    }
 }
 
 static void commit(struct fire *f)
 {
+    struct worker *w = f->w;
     f->committing = true;
     f->commit_attempts++;
-    const struct dl_arm *next = f->firing->has_next ? &f->firing->next : NULL;
-    int rc = dl_timers_fire(f->w->timers, f->id, f->token, false, 0, next, committed, f);
-    if (rc != CW_REDIS_OK) committed(f, NULL, cw_redis_strerror(rc));
+    if (w->commit_tail[f->shard])
+        w->commit_tail[f->shard]->commit_next = f;
+    else
+        w->commit_head[f->shard] = f;
+    w->commit_tail[f->shard] = f;
+    event_active(w->commit_flush, 0, 0); /* once per loop turn, however many are queued */
 }
 
 static void delivered(void *opaque, int error, const char *errstr)
@@ -420,13 +522,12 @@ static void publish(struct fire *f)
         fire_abandon(f, rc == CW_PRODUCE_QUEUE_FULL ? "producer queue full" : "produce refused");
 }
 
-static void checked(void *arg, const redisReply *r, const char *err)
+/* r: the batch's reply, i: this fire's answer in it (r NULL and err set when the run failed). */
+static void checked(struct fire *f, const redisReply *r, size_t i, const char *err)
 {
-    struct fire *f = arg;
     struct worker *w = f->w;
-    if (w->closing) return;
     int64_t left = 0;
-    int res = err ? DL_FIRE_BAD_REPLY : dl_check_reply(r, f->owner, sizeof f->owner, &left);
+    int res = err ? DL_FIRE_BAD_REPLY : dl_check_reply_at(r, i, f->owner, sizeof f->owner, &left);
     switch (res) {
     case DL_FIRE_OK: break;
     case DL_FIRE_FENCED: fenced(f, w->fenced_redis, "another worker holds the timer"); return;
@@ -435,9 +536,7 @@ static void checked(void *arg, const redisReply *r, const char *err)
         fire_free(f);
         return;
     case DL_FIRE_LATE: fire_abandon(f, "less than half of the lease left"); return;
-    default:
-        fire_abandon(f, err ? err : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        return;
+    default: fire_abandon(f, err ? err : "unexpected reply to check"); return;
     }
     /* The lease ends no earlier than (when the check was sent) + left. A worker that was
      * stopped (SIGSTOP, a VM pause) after Redis answered reads the answer late: when half a
@@ -461,15 +560,22 @@ static void checked(void *arg, const redisReply *r, const char *err)
     publish(f);
 }
 
-static void start_fire(struct worker *w, unsigned shard, const struct dl_claimed *c, int64_t now)
+static void checks_done(void *arg, const redisReply *r, const char *err)
+{
+    batch_answered(arg, r, err, "unexpected reply to check", checked);
+}
+
+/* A claimed timer becomes a fire; NULL when it could not (logged, left to its lease). */
+static struct fire *start_fire(struct worker *w, unsigned shard, const struct dl_claimed *c,
+                               int64_t now)
 {
     struct fire *f = calloc(1, sizeof *f);
     if (!f) {
         cw_error("deadline.no_memory", "timer=%.*s (fired again after its lease)", 80, c->id);
-        return;
+        return NULL;
     }
-    (void)shard;
     f->w = w;
+    f->shard = shard;
     snprintf(f->id, sizeof f->id, "%s", c->id);
     snprintf(f->token, sizeof f->token, "%s", c->token);
     f->claimed_ms = now;
@@ -480,11 +586,36 @@ static void start_fire(struct worker *w, unsigned shard, const struct dl_claimed
     if (dl_payload_decode(c->payload, c->payload_len, &f->pl) != 0) {
         /* Not a payload this version writes: left to its lease, and logged each time. */
         fire_abandon(f, "payload not understood");
-        return;
+        return NULL;
     }
-    f->check_sent = cw_mono_ms();
-    int rc = dl_timers_fire(w->timers, f->id, f->token, true, w->lease_ms / 2, NULL, checked, f);
-    if (rc != CW_REDIS_OK) fire_abandon(f, cw_redis_strerror(rc));
+    return f;
+}
+
+/* One check for a claim's timers: token still ours, at least half the lease left. */
+static void check_claimed(struct worker *w, unsigned shard, const struct dl_claim *c)
+{
+    struct fire_batch *b = batch_new(w, c->n);
+    struct dl_fire_item *items = malloc((c->n ? c->n : 1) * sizeof *items);
+    for (size_t i = 0; i < c->n; i++) {
+        struct fire *f = start_fire(w, shard, &c->timers[i], c->now_ms);
+        if (!f) continue;
+        if (!b || !items) {
+            fire_abandon(f, "out of memory");
+            continue;
+        }
+        items[b->n] = (struct dl_fire_item){f->id, f->token, NULL};
+        b->fires[b->n++] = f;
+    }
+    if (b && items && b->n > 0) {
+        int64_t now = cw_mono_ms();
+        for (size_t i = 0; i < b->n; i++) b->fires[i]->check_sent = now;
+        int rc = dl_timers_fire_batch(w->timers, shard, true, w->lease_ms / 2, items, b->n,
+                                      checks_done, b);
+        if (rc != CW_REDIS_OK) checks_done(b, NULL, cw_redis_strerror(rc));
+    } else {
+        free(b);
+    }
+    free(items);
 }
 
 /* ------------------------------------------------------------ claiming ---- */
@@ -503,12 +634,13 @@ static void claimed(void *arg, const redisReply *r, const char *err)
     unsigned shard = cc->shard;
     free(cc);
     if (w->closing) return;
-    w->shards[shard].claiming = false;
+    w->claims_out--;
     int64_t mono = cw_mono_ms();
     struct dl_claim c;
     if (err || dl_claim_reply(r, &c) != 0) {
         /* Redis is away or answered oddly: try this shard again soon. */
         w->shards[shard].due_mono = mono + RETRY_MIN_MS * 5;
+        w->shards[shard].claiming = false;
         schedule(w);
         return;
     }
@@ -518,7 +650,7 @@ static void claimed(void *arg, const redisReply *r, const char *err)
     if (c.skipped)
         cw_warn("deadline.foreign_timers", "shard=%u count=%zu (not written by casewire)", shard,
                 c.skipped);
-    for (size_t i = 0; i < c.n; i++) start_fire(w, shard, &c.timers[i], c.now_ms);
+    check_claimed(w, shard, &c);
     if (c.n + c.skipped >= w->batch)
         w->shards[shard].due_mono = mono; /* more may be due */
     else
@@ -528,6 +660,9 @@ static void claimed(void *arg, const redisReply *r, const char *err)
         w->shards[shard].due_mono = w->shards[shard].woken_mono;
     w->shards[shard].woken_mono = NEVER;
     free(c.timers);
+    /* Only now: a fire freed above (and the schedule() it calls) must not claim this shard
+     * again before its due time was set from this answer. */
+    w->shards[shard].claiming = false;
     schedule(w);
 }
 
@@ -538,6 +673,7 @@ static void claim(struct worker *w, unsigned shard)
     *cc = (struct claim_call){w, shard};
     w->shards[shard].claiming = true;
     int rc = dl_timers_claim(w->timers, shard, w->batch, w->lease_ms, claimed, cc);
+    if (rc == CW_REDIS_OK) w->claims_out++;
     if (rc != CW_REDIS_OK) {
         free(cc);
         w->shards[shard].claiming = false;
@@ -553,10 +689,10 @@ static void schedule(struct worker *w)
     int64_t now = cw_mono_ms(), next = NEVER;
     for (unsigned s = 0; s < DL_SHARDS; s++) {
         if (w->shards[s].claiming) continue;
-        if (w->shards[s].due_mono <= now && w->firing + w->batch <= w->max_firing) claim(w, s);
+        if (w->shards[s].due_mono <= now && room_for_claim(w)) claim(w, s);
         if (!w->shards[s].claiming && w->shards[s].due_mono < next) next = w->shards[s].due_mono;
     }
-    if (w->firing + w->batch > w->max_firing) return; /* fire_free() calls again */
+    if (!room_for_claim(w)) return; /* fire_free() calls again */
     evtimer_del(w->wake_timer);
     if (next == NEVER) return;
     int64_t ms = next - now;
@@ -672,7 +808,10 @@ static int setup(struct worker *w, cw_service *svc)
         return -1;
     }
     w->ctx = (struct dl_ctx){w->chain, w->cal};
-    if (!(w->timers = dl_timers_new(w->redis))) return -1;
+    if (!(w->timers = dl_timers_new(w->redis)) ||
+        !(w->inspect = dl_inspect_new(w->timers, w->chain)))
+        return -1;
+    cw_httpd_set_handler(cw_service_httpd(svc), dl_inspect_handle, w->inspect);
     struct cw_redis_options o;
     cw_redis_options_init(&o);
     if (cw_redis_parse_url(cw_config_str(cfg, CW_SET_REDIS_URL), &o, err, sizeof err) != 0)
@@ -680,7 +819,8 @@ static int setup(struct worker *w, cw_service *svc)
     if (!(w->wake = dl_wake_new(w->base, &o, on_wake_message, on_wake_state, w))) return -1;
     explicit_bzero(&o, sizeof o);
     if (!(w->wake_timer = evtimer_new(w->base, on_wake_timer, w)) ||
-        !(w->resync_timer = evtimer_new(w->base, on_resync, w)))
+        !(w->resync_timer = evtimer_new(w->base, on_resync, w)) ||
+        !(w->commit_flush = event_new(w->base, -1, 0, flush_commits, w)))
         return -1;
     for (unsigned s = 0; s < DL_SHARDS; s++)
         w->shards[s].due_mono = w->shards[s].woken_mono = NEVER;
@@ -712,6 +852,7 @@ int main(int argc, char **argv)
     w.closing = true;
     if (w.wake_timer) event_free(w.wake_timer);
     if (w.resync_timer) event_free(w.resync_timer);
+    if (w.commit_flush) event_free(w.commit_flush);
     dl_wake_free(w.wake);
     for (struct job *j = w.jobs; j; j = j->next)
         if (j->retry) {
@@ -746,6 +887,7 @@ int main(int argc, char **argv)
         free(fires);
         fires = next;
     }
+    dl_inspect_free(w.inspect); /* its Redis calls were failed and answered above */
     dl_timers_free(w.timers);
     cw_calendar_free(w.cal);
     return exit_code;

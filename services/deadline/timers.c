@@ -5,13 +5,12 @@
 #include <string.h>
 
 /* KEYS of every script: 1 due index, 2 lease set, 3 payloads, 4 tokens, 5 timers fired in the
- * last day (so a worker fenced out can be told its timer was fired, not cancelled), 6 the
- * case's clock state (apply and fire only). All six share the shard's hash tag. */
+ * last day (so a worker fenced out can be told its timer was fired, not cancelled), then the
+ * case's clock state (apply: one; fire: one per timer). All share the shard's hash tag. */
 
-/* Shared by apply and fire: cancel a clock's timers, arm one timer. */
-#define LUA_COMMON                                                                                 \
-    "local due, lease, tmr, tok, fired, clk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], "       \
-    "KEYS[6]\n"                                                                                    \
+/* Shared by apply and fire (which define due, lease, tmr, tok and clk first): cancel a clock's
+ * timers, arm one timer, wake the workers. */
+#define LUA_ARM                                                                                    \
     "local function cancel(clock)\n"                                                               \
     "  local on = redis.call('HGET', clk, 'on:' .. clock)\n"                                       \
     "  if not on then return end\n"                                                                \
@@ -45,7 +44,9 @@
  * value for each (kept in the clock state as f:<name>). The case's clock state never expires: it
  * holds the generations and the applied event ids, and a closed case may be reopened (a timer
  * id reused after a reopen would be taken downstream for a redelivery of the first). */
-static const char apply_lua[] = LUA_COMMON
+static const char apply_lua[] =
+    "local due, lease, tmr, tok, fired, clk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], "
+    "KEYS[6]\n" LUA_ARM
     "if redis.call('HEXISTS', clk, 'ev:' .. ARGV[2]) == 1 then return {'dup'} end\n"
     "local i = 4\n"
     "local nstops = tonumber(ARGV[i])\n"
@@ -115,49 +116,104 @@ static const char claim_lua[] =
     "if nxt then out[2] = string.format('%d', nxt) end\n"
     "return out\n";
 
-/* ARGV: 1 shard, 2 timer id, 3 token, 4 'check' or 'commit', 5 min lease left ms (check),
- * then for commit optionally: next stage, next due ms, next payload. A passed check answers
- * {'ok', the case's owner fact or '', lease left ms}. */
-static const char fire_lua[] = LUA_COMMON
-    "local id, token = ARGV[2], ARGV[3]\n"
-    "local held = redis.call('HGET', tok, id)\n"
-    "if held ~= token then\n"
-    "  if redis.call('HEXISTS', tmr, id) == 1 or redis.call('ZSCORE', fired, id) then\n"
-    "    return {'fenced'}\n"
+/* Checks or commits a batch of timers of one shard. KEYS 1-5, then each timer's case clock
+ * state. ARGV: 1 shard, 2 'check' or 'commit', 3 min lease left ms (check), 4 the number of
+ * timers, then for each: id, token, and for commit the next timer's stage, due ms and payload
+ * ('' when none). Answers three entries per timer: a passed check {'ok', the case's owner fact
+ * or '', lease left ms}; otherwise {'ok' | 'fenced' | 'cancelled' | 'late', '', ''}. */
+static const char fire_lua[] =
+    "local due, lease, tmr, tok, fired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n"
+    "local clk\n" LUA_ARM "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local check, min_left = ARGV[2] == 'check', tonumber(ARGV[3])\n"
+    "local function one(id, token, nstage, ndue, npayload)\n"
+    "  local held = redis.call('HGET', tok, id)\n"
+    "  if held ~= token then\n"
+    "    if redis.call('HEXISTS', tmr, id) == 1 or redis.call('ZSCORE', fired, id) then\n"
+    "      return 'fenced', ''\n"
+    "    end\n"
+    "    return 'cancelled', ''\n"
     "  end\n"
-    "  return {'cancelled'}\n"
+    "  if check then\n"
+    "    local ends = tonumber(redis.call('ZSCORE', lease, id) or '0')\n"
+    "    if ends - now < min_left then return 'late', '' end\n"
+    "    return 'ok', redis.call('HGET', clk, 'f:owner') or '', string.format('%d', ends - now)\n"
+    "  end\n"
+    "  local base, clock = string.match(id, '^([^.]+%.([^.]+)%.[0-9]+)%.[^.]+$')\n"
+    "  if not base then return 'bad', '' end\n"
+    "  redis.call('ZREM', lease, id)\n"
+    "  redis.call('HDEL', tmr, id)\n"
+    "  redis.call('HDEL', tok, id)\n"
+    "  redis.call('ZADD', fired, now, id)\n"
+    "  local on = redis.call('HGET', clk, 'on:' .. clock)\n"
+    "  if on then\n"
+    "    local keep = {}\n"
+    "    for x in string.gmatch(on, '%S+') do if x ~= id then keep[#keep + 1] = x end end\n"
+    "    if #keep > 0 then redis.call('HSET', clk, 'on:' .. clock, table.concat(keep, ' '))\n"
+    "    else redis.call('HDEL', clk, 'on:' .. clock) end\n"
+    "  end\n"
+    "  if nstage ~= '' then\n"
+    "    local before = head()\n"
+    "    arm(base .. '.' .. nstage, clock, ndue, npayload)\n"
+    "    wake(before, tonumber(ndue))\n"
+    "  end\n"
+    "  return 'ok', ''\n"
     "end\n"
-    "if ARGV[4] == 'check' then\n"
-    "  local t = redis.call('TIME')\n"
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "  local ends = tonumber(redis.call('ZSCORE', lease, id) or '0')\n"
-    "  if ends - now < tonumber(ARGV[5]) then return {'late'} end\n"
-    "  return {'ok', redis.call('HGET', clk, 'f:owner') or '', string.format('%d', ends - now)}\n"
+    "local out, n, per = {}, tonumber(ARGV[4]), check and 2 or 5\n"
+    "for i = 1, n do\n"
+    "  local a = 4 + (i - 1) * per\n"
+    "  clk = KEYS[5 + i]\n"
+    "  local st, owner, left = one(ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + "
+    "5])\n"
+    "  out[#out + 1] = st\n"
+    "  out[#out + 1] = owner\n"
+    "  out[#out + 1] = left or ''\n"
     "end\n"
-    "local base, clock = string.match(id, '^([^.]+%.([^.]+)%.[0-9]+)%.[^.]+$')\n"
-    "if not base then return redis.error_reply('fire: not a timer id: ' .. id) end\n"
-    "redis.call('ZREM', lease, id)\n"
-    "redis.call('HDEL', tmr, id)\n"
-    "redis.call('HDEL', tok, id)\n"
+    "return out\n";
+
+/* The operator's view (inspect.c); reads only. KEYS: 1 due index, 2 lease set, 3 payloads,
+ * 4 the case's clock state. Returns {now, {field, value, ...} of the clock state but the
+ * applied event ids, the number of applied event ids, then id, due or '', lease end or '',
+ * payload or '' for every timer the clock state lists}. */
+static const char show_lua[] =
+    "local due, lease, tmr, clk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
     "local t = redis.call('TIME')\n"
-    "redis.call('ZADD', fired, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), id)\n"
-    "local on = redis.call('HGET', clk, 'on:' .. clock)\n"
-    "if on then\n"
-    "  local keep = {}\n"
-    "  for x in string.gmatch(on, '%S+') do if x ~= id then keep[#keep + 1] = x end end\n"
-    "  if #keep > 0 then redis.call('HSET', clk, 'on:' .. clock, table.concat(keep, ' '))\n"
-    "  else redis.call('HDEL', clk, 'on:' .. clock) end\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local out, fields, events, ids = {string.format('%d', now)}, {}, 0, {}\n"
+    "local h = redis.call('HGETALL', clk)\n"
+    "for i = 1, #h, 2 do\n"
+    "  local f = h[i]\n"
+    "  if string.sub(f, 1, 3) == 'ev:' then events = events + 1\n"
+    "  else\n"
+    "    fields[#fields + 1] = f\n"
+    "    fields[#fields + 1] = h[i + 1]\n"
+    "    if string.sub(f, 1, 3) == 'on:' then\n"
+    "      for id in string.gmatch(h[i + 1], '%S+') do ids[#ids + 1] = id end\n"
+    "    end\n"
+    "  end\n"
     "end\n"
-    "if ARGV[6] then\n"
-    "  local before = head()\n"
-    "  arm(base .. '.' .. ARGV[6], clock, ARGV[7], ARGV[8])\n"
-    "  wake(before, tonumber(ARGV[7]))\n"
+    "out[2] = fields\n"
+    "out[3] = events\n"
+    "for _, id in ipairs(ids) do\n"
+    "  out[#out + 1] = id\n"
+    "  out[#out + 1] = redis.call('ZSCORE', due, id) or ''\n"
+    "  out[#out + 1] = redis.call('ZSCORE', lease, id) or ''\n"
+    "  out[#out + 1] = redis.call('HGET', tmr, id) or ''\n"
     "end\n"
-    "return {'ok'}\n";
+    "return out\n";
+
+/* KEYS: 1 due index, 2 lease set, 3 payloads. Returns {now, timers waiting, timers being fired
+ * (leased), timers waiting although due, timers in all}. */
+static const char shard_stats_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "return {string.format('%d', now), redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', "
+    "KEYS[2]),\n"
+    "        redis.call('ZCOUNT', KEYS[1], '-inf', now), redis.call('HLEN', KEYS[3])}\n";
 
 struct dl_timers {
     cw_redis *redis;
-    cw_redis_script *apply, *claim, *fire;
+    cw_redis_script *apply, *claim, *fire, *show, *shard_stats;
 };
 
 unsigned dl_shard_of(const char *case_id)
@@ -178,7 +234,9 @@ dl_timers *dl_timers_new(cw_redis *r)
     t->apply = cw_redis_script_new(r, apply_lua);
     t->claim = cw_redis_script_new(r, claim_lua);
     t->fire = cw_redis_script_new(r, fire_lua);
-    if (!t->apply || !t->claim || !t->fire) {
+    t->show = cw_redis_script_new(r, show_lua);
+    t->shard_stats = cw_redis_script_new(r, shard_stats_lua);
+    if (!t->apply || !t->claim || !t->fire || !t->show || !t->shard_stats) {
         free(t); /* the scripts belong to the client */
         return NULL;
     }
@@ -362,37 +420,75 @@ int dl_timer_id_parse(const char *id, char case_id[DL_CASE_ID_MAX], char clock[D
     return 0;
 }
 
+int dl_timers_fire_batch(dl_timers *t, unsigned shard, bool check, int64_t min_left_ms,
+                         const struct dl_fire_item *items, size_t n, cw_redis_reply_fn *cb,
+                         void *arg)
+{
+    if (shard >= DL_SHARDS || n == 0 || n > DL_MAX_FIRE_BATCH) return CW_REDIS_BAD_COMMAND;
+    struct keys k;
+    shard_keys(&k, shard, NULL);
+    size_t nkeys = 5 + n, argc = nkeys + 4 + n * (check ? 2 : 5);
+    const char **argv = malloc(argc * sizeof *argv);
+    char(*clks)[80] = malloc(n * sizeof *clks);
+    char(*dues)[24] = malloc(n * sizeof *dues);
+    int rc = CW_REDIS_BAD_COMMAND;
+    if (!argv || !clks || !dues) goto done;
+    char shard_s[8], left[24], count[16];
+    snprintf(shard_s, sizeof shard_s, "%u", shard);
+    snprintf(left, sizeof left, "%lld", (long long)(min_left_ms > 0 ? min_left_ms : 0));
+    snprintf(count, sizeof count, "%zu", n);
+    const char *fixed[] = {k.due, k.lease, k.tmr, k.tok, k.fired};
+    memcpy(argv, fixed, sizeof fixed);
+    size_t a = nkeys;
+    argv[a++] = shard_s;
+    argv[a++] = check ? "check" : "commit";
+    argv[a++] = left;
+    argv[a++] = count;
+    for (size_t i = 0; i < n; i++) {
+        const struct dl_fire_item *it = &items[i];
+        char case_id[DL_CASE_ID_MAX], clock[DL_CLOCK_MAX], stage[DL_STAGE_MAX];
+        unsigned gen;
+        if (!it->id || !it->token || dl_timer_id_parse(it->id, case_id, clock, &gen, stage) != 0 ||
+            dl_shard_of(case_id) != shard ||
+            (!check && it->next &&
+             !(id_part(it->next->stage, DL_STAGE_MAX) && due_ok(it->next->due_ms) &&
+               it->next->payload)))
+            goto done;
+        snprintf(clks[i], sizeof clks[i], "cw:clk:{cwt:%u}:%s", shard, case_id);
+        argv[5 + i] = clks[i];
+        argv[a++] = it->id;
+        argv[a++] = it->token;
+        if (check) continue;
+        bool next = it->next != NULL;
+        if (next) snprintf(dues[i], sizeof dues[i], "%lld", (long long)it->next->due_ms);
+        argv[a++] = next ? it->next->stage : "";
+        argv[a++] = next ? dues[i] : "";
+        argv[a++] = next ? it->next->payload : "";
+    }
+    rc = cw_redis_script_run(t->redis, t->fire, cb, arg, (int)nkeys, (int)argc, argv, NULL);
+done:
+    free(argv);
+    free(clks);
+    free(dues);
+    return rc;
+}
+
 int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool check,
                    int64_t min_left_ms, const struct dl_arm *next, cw_redis_reply_fn *cb, void *arg)
 {
-    char case_id[32], clock[24], stage[16];
+    char case_id[DL_CASE_ID_MAX], clock[DL_CLOCK_MAX], stage[DL_STAGE_MAX];
     unsigned gen;
-    if (dl_timer_id_parse(timer_id, case_id, clock, &gen, stage) != 0 || !token ||
-        (!check && next &&
-         !(id_part(next->stage, DL_STAGE_MAX) && due_ok(next->due_ms) && next->payload)))
+    if (!timer_id || dl_timer_id_parse(timer_id, case_id, clock, &gen, stage) != 0)
         return CW_REDIS_BAD_COMMAND;
-    unsigned shard = dl_shard_of(case_id);
-    struct keys k;
-    shard_keys(&k, shard, case_id);
-    char shard_s[8], left[24], next_due[24];
-    snprintf(shard_s, sizeof shard_s, "%u", shard);
-    snprintf(left, sizeof left, "%lld", (long long)(min_left_ms > 0 ? min_left_ms : 0));
-    const char *argv[6 + 8] = {k.due, k.lease, k.tmr,    k.tok, k.fired,
-                               k.clk, shard_s, timer_id, token, check ? "check" : "commit",
-                               left};
-    int argc = 11;
-    if (!check && next) {
-        snprintf(next_due, sizeof next_due, "%lld", (long long)next->due_ms);
-        argv[argc++] = next->stage;
-        argv[argc++] = next_due;
-        argv[argc++] = next->payload;
-    }
-    return cw_redis_script_run(t->redis, t->fire, cb, arg, 6, argc, argv, NULL);
+    struct dl_fire_item it = {timer_id, token, next};
+    return dl_timers_fire_batch(t, dl_shard_of(case_id), check, min_left_ms, &it, 1, cb, arg);
 }
 
-enum dl_fire_result dl_fire_reply(const redisReply *r)
+enum dl_fire_result dl_fire_reply(const redisReply *r) { return dl_fire_reply_at(r, 0); }
+
+enum dl_fire_result dl_fire_reply_at(const redisReply *r, size_t i)
 {
-    const char *s = str_at(r, 0);
+    const char *s = str_at(r, 3 * i);
     if (!s) return DL_FIRE_BAD_REPLY;
     if (strcmp(s, "ok") == 0) return DL_FIRE_OK;
     if (strcmp(s, "fenced") == 0) return DL_FIRE_FENCED;
@@ -403,9 +499,15 @@ enum dl_fire_result dl_fire_reply(const redisReply *r)
 
 int dl_check_reply(const redisReply *r, char *owner, size_t owner_len, int64_t *left_ms)
 {
-    enum dl_fire_result res = dl_fire_reply(r);
+    return dl_check_reply_at(r, 0, owner, owner_len, left_ms);
+}
+
+int dl_check_reply_at(const redisReply *r, size_t i, char *owner, size_t owner_len,
+                      int64_t *left_ms)
+{
+    enum dl_fire_result res = dl_fire_reply_at(r, i);
     if (res != DL_FIRE_OK) return (int)res;
-    const char *o = str_at(r, 1), *left = str_at(r, 2);
+    const char *o = str_at(r, 3 * i + 1), *left = str_at(r, 3 * i + 2);
     if (!o || parse_ms(left, left_ms) != 0 || strlen(o) >= owner_len) return DL_FIRE_BAD_REPLY;
     strcpy(owner, o);
     return DL_FIRE_OK;
@@ -426,4 +528,34 @@ int dl_timers_read_facts(dl_timers *t, const char *case_id, const char *const *n
         argv[2 + i] = fields[i];
     }
     return cw_redis_command(t->redis, cb, arg, (int)(2 + n), argv, NULL);
+}
+
+int dl_timers_show(dl_timers *t, const char *case_id, cw_redis_reply_fn *cb, void *arg)
+{
+    if (!id_part(case_id, DL_CASE_ID_MAX)) return CW_REDIS_BAD_COMMAND;
+    struct keys k;
+    shard_keys(&k, dl_shard_of(case_id), case_id);
+    const char *argv[] = {k.due, k.lease, k.tmr, k.clk};
+    return cw_redis_script_run(t->redis, t->show, cb, arg, 4, 4, argv, NULL);
+}
+
+int dl_timers_shard_stats(dl_timers *t, unsigned shard, cw_redis_reply_fn *cb, void *arg)
+{
+    if (shard >= DL_SHARDS) return CW_REDIS_BAD_COMMAND;
+    struct keys k;
+    shard_keys(&k, shard, NULL);
+    const char *argv[] = {k.due, k.lease, k.tmr};
+    return cw_redis_script_run(t->redis, t->shard_stats, cb, arg, 3, 3, argv, NULL);
+}
+
+int dl_timers_scan(dl_timers *t, unsigned shard, const char *cursor, unsigned count,
+                   cw_redis_reply_fn *cb, void *arg)
+{
+    if (shard >= DL_SHARDS || !cursor || !*cursor || count == 0) return CW_REDIS_BAD_COMMAND;
+    struct keys k;
+    shard_keys(&k, shard, NULL);
+    char count_s[16];
+    snprintf(count_s, sizeof count_s, "%u", count);
+    const char *argv[] = {"HSCAN", k.tmr, cursor, "COUNT", count_s};
+    return cw_redis_command(t->redis, cb, arg, 5, argv, NULL);
 }

@@ -107,6 +107,21 @@ int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool c
                    int64_t min_left_ms, const struct dl_arm *next, cw_redis_reply_fn *cb,
                    void *arg);
 enum dl_fire_result dl_fire_reply(const redisReply *r);
+
+/* The same for up to DL_MAX_FIRE_BATCH timers of one shard in one script run (a claim's
+ * batch): one round trip and one script call instead of one per timer. Each item's next is
+ * for commit only. The reply holds one answer per item, read with the *_at functions. */
+#define DL_MAX_FIRE_BATCH 10000 /* the highest claim batch (CASEWIRE_DEADLINE_BATCH) */
+struct dl_fire_item {
+    const char *id, *token;
+    const struct dl_arm *next;
+};
+int dl_timers_fire_batch(dl_timers *t, unsigned shard, bool check, int64_t min_left_ms,
+                         const struct dl_fire_item *items, size_t n, cw_redis_reply_fn *cb,
+                         void *arg);
+enum dl_fire_result dl_fire_reply_at(const redisReply *r, size_t i);
+int dl_check_reply_at(const redisReply *r, size_t i, char *owner, size_t owner_len,
+                      int64_t *left_ms);
 /* A check's reply: DL_FIRE_OK with the case's owner fact ("" when none) and the lease left
  * (Redis's clock, at the check), or the refusal. */
 int dl_check_reply(const redisReply *r, char *owner, size_t owner_len, int64_t *left_ms);
@@ -114,6 +129,17 @@ int dl_check_reply(const redisReply *r, char *owner, size_t owner_len, int64_t *
 /* HMGET of the named facts of a case (reply: an array, nil for a fact never set). */
 int dl_timers_read_facts(dl_timers *t, const char *case_id, const char *const *names, size_t n,
                          cw_redis_reply_fn *cb, void *arg);
+
+/* The operator's view (inspect.c); these only read.
+ * show: a case's clock state and its timers. Reply: {now ms, {field, value, ...} of the clock
+ * state (gen:<clock>, on:<clock>, f:<fact>), the number of applied event ids, then id, due ms or
+ * "", lease end ms or "", payload or "" for each timer the state lists}. */
+int dl_timers_show(dl_timers *t, const char *case_id, cw_redis_reply_fn *cb, void *arg);
+/* A shard's totals. Reply: {now ms, waiting, being fired (leased), waiting although due, all}. */
+int dl_timers_shard_stats(dl_timers *t, unsigned shard, cw_redis_reply_fn *cb, void *arg);
+/* One HSCAN step over a shard's payloads (cursor "0" to start; the reply's cursor "0": done). */
+int dl_timers_scan(dl_timers *t, unsigned shard, const char *cursor, unsigned count,
+                   cw_redis_reply_fn *cb, void *arg);
 
 /* The parts of a timer id "<case>.<clock>.<gen>.<stage>", copied into the caller's buffers.
  * 0, or -1 when id is not a timer id. */

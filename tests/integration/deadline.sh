@@ -7,7 +7,8 @@
 #     whole ladder (levels 0, 1, 2, 3, each 3 s after the last) and stops at the top;
 #   - the owner acknowledges after the first breach: the clock stops, nothing more fires;
 #   - an emergency alerts levels 0-2 at once, then level 3;
-#   - close cancels a case's timers in Redis; nothing fires early (Redis's clock).
+#   - close cancels a case's timers in Redis; nothing fires early (Redis's clock);
+#   - the operator view on the admin port: a case's armed clocks, counts per site and clock.
 source "$CW_ROOT/tests/lib/common.sh"
 R="$CW_TMP/r"
 mkdir -p "$R"
@@ -55,8 +56,41 @@ else
 fi
 check "B: the acknowledge stopped the hand-off clock (its timers are gone from Redis)" \
   wait_until 30 stopped "$B"
+
+# The operator view (docs/deadline.md), on D while its 10-minute clock runs.
+view() { curl -s -m 10 -o "$R/view.json" -w '%{http_code}' "$DEADLINE_ADMIN/v1/timers/$1"; }
+d_armed() { [ "$(view "cases/$D")" = 200 ] && [ "$(jq '.clocks.handoff.timers | length' "$R/view.json")" = 3 ]; }
+check "view: GET /v1/timers/cases/{D} shows its hand-off clock's three timers" wait_until 30 d_armed
+check "view: D's timers are w50, w80, b0 in due order, waiting, generation 1 ($(jq -r '[.clocks.handoff.timers[] | "\(.stage):\(.state)"] | join(" ")' "$R/view.json"))" \
+  test "$(jq -r '[.clocks.handoff.generation] + [.clocks.handoff.timers[] | "\(.stage):\(.state):\(.kind)"] | join(" ")' "$R/view.json")" = "1 w50:waiting:warning w80:waiting:warning b0:waiting:breach"
+check "view: D's breach is due at its clock's due time, about 10 min ahead" \
+  test "$(jq '.clocks.handoff.timers[2] | (.due_ms == .clock_due_ms) and (.due_in_ms > 500000) and (.due | endswith("Z"))' "$R/view.json")" = true
+check "view: D's facts: site, owner, urgency ($(jq -c '.facts | {site, owner, urgency}' "$R/view.json"))" \
+  test "$(jq -r '.facts | "\(.site) \(.owner) \(.urgency)"' "$R/view.json")" = "SH01 SH01-S001 general"
+check "view: a case id with no clock state answers 404" test "$(view cases/01JDDEAD0ZZZZZZZZZZZZZZZZZ)" = 404
+check "view: a malformed case id answers 400 naming the field" \
+  test "$(view 'cases/not-a-ulid')" = 400 -a "$(jq -r .error.field "$R/view.json")" = case_id
+check "view: POST answers 405" \
+  test "$(curl -s -m 10 -o /dev/null -w '%{http_code}' -X POST "$DEADLINE_ADMIN/v1/timers/counts")" = 405
+# Counts: D's three timers are the only ones not yet due; A, B and C have theirs too, so
+# compare with what Redis holds for SH01, counted here from the payloads.
+count_ok() {
+  [ "$(view 'counts?site=SH01')" = 200 ] || return 1
+  local want got
+  want=$(for n in $(seq 0 15); do $RC hvals "cw:tmr:{cwt:$n}"; done | jq -s '[.[] | select(.site == "SH01")] | length')
+  got=$(jq '.sites.SH01.timers' "$R/view.json")
+  echo "# counts: SH01 timers $got (Redis: $want), store $(jq -c .store "$R/view.json")"
+  [ "$got" = "$want" ] && [ "$(jq '.sites.SH01.clocks.handoff.warnings + .sites.SH01.clocks.handoff.breaches' "$R/view.json")" = "$got" ]
+}
+check "view: GET /v1/timers/counts?site=SH01 counts every SH01 timer in Redis, all hand-off" count_ok
+check "view: a site with no timers counts 0" \
+  test "$(view 'counts?site=ZZ99')" = 200 -a "$(jq '.sites.ZZ99.timers' "$R/view.json")" = 0
+check "view: an unusable site parameter answers 400" test "$(view 'counts?site=a%20b')" = 400
+
 "$feed" action "$D" SH01 close >/dev/null
 check "D: close cancels its timers (none left in the due index)" wait_until 30 stopped "$D"
+check "view: after the close D shows no timers, its generation kept" \
+  test "$(view "cases/$D")" = 200 -a "$(jq -c '[.armed, .clocks.handoff.generation, .events_applied]' "$R/view.json")" = "[0,1,2]"
 
 # A's last breach is the latest thing due: once it is out, everything else has fired.
 check "A: the breach reached the top of the ladder (level 3) within 60 s" \

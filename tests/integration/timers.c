@@ -52,9 +52,12 @@ static struct dl_claim claimed;
 static char claim_ids[64][DL_TIMER_ID_MAX], claim_tokens[64][DL_TOKEN_MAX];
 static int apply_result;
 static enum dl_fire_result fire_result;
+static bool fire_is_check; /* a check answers owner and lease left too */
 static char check_owner[64];
 static int64_t check_left = -1;
-enum kind { APPLY, CLAIM, FIRE } expecting;
+static enum dl_fire_result batch_results[4]; /* a batch's answers, by item */
+static size_t batch_answers;
+enum kind { APPLY, CLAIM, FIRE, BATCH } expecting;
 
 static void on_reply(void *arg, const redisReply *r, const char *err)
 {
@@ -75,9 +78,14 @@ static void on_reply(void *arg, const redisReply *r, const char *err)
         fire_result = dl_fire_reply(r);
         check_left = -1;
         check_owner[0] = '\0';
-        if (fire_result == DL_FIRE_OK && r->elements == 3 &&
+        if (fire_result == DL_FIRE_OK && fire_is_check &&
             dl_check_reply(r, check_owner, sizeof check_owner, &check_left) != DL_FIRE_OK)
             fire_result = DL_FIRE_BAD_REPLY;
+        break;
+    case BATCH:
+        batch_answers = r->type == REDIS_REPLY_ARRAY ? r->elements / 3 : 0;
+        for (size_t i = 0; i < batch_answers && i < 4; i++)
+            batch_results[i] = dl_fire_reply_at(r, i);
         break;
     case CLAIM:
         if (dl_claim_reply(r, &claimed) != 0) {
@@ -126,6 +134,7 @@ static enum dl_fire_result fire(const char *id, const char *token, bool check_on
                                 int64_t min_left, const struct dl_arm *next)
 {
     expecting = FIRE;
+    fire_is_check = check_only;
     if (!await_reply(dl_timers_fire(T, id, token, check_only, min_left, next, on_reply, NULL)))
         return DL_FIRE_BAD_REPLY;
     return fire_result;
@@ -247,8 +256,12 @@ static void test_apply(void)
 
     const char *stops[] = {"handoff"};
     struct dl_fact new_owner[] = {{"owner", "SH01-S002"}};
-    struct dl_change ack = {
-        .event_id = "EV2", .case_id = cs, .stops = stops, .nstops = 1, .facts = new_owner, .nfacts = 1};
+    struct dl_change ack = {.event_id = "EV2",
+                            .case_id = cs,
+                            .stops = stops,
+                            .nstops = 1,
+                            .facts = new_owner,
+                            .nfacts = 1};
     check(apply(&ack) == 1 && sync_int("ZCARD " K("due")) == 1 && sync_int("HLEN " K("tmr")) == 1 &&
               sync_int("HEXISTS %s on:handoff", clk) == 0,
           "acknowledge: both hand-off timers are cancelled, the reply timer stays");
@@ -415,6 +428,30 @@ static void test_claim_and_fire(void)
     size_t b = claim(SHARD, 4, 5000), c = claim(SHARD, 4, 5000);
     check(oldest && b == 4 && c == 2, "claim takes at most max, oldest first (%zu, %zu, %zu)", a, b,
           c);
+
+    /* a claim's batch checked and committed in one script run each, one answer per timer */
+    struct dl_fire_item items[] = {{claim_ids[0], claim_tokens[0], NULL},
+                                   {claim_ids[1], "999999", NULL}};
+    expecting = BATCH;
+    bool answered = await_reply(dl_timers_fire_batch(T, SHARD, true, 0, items, 2, on_reply, NULL));
+    check(answered && batch_answers == 2 && batch_results[0] == DL_FIRE_OK &&
+              batch_results[1] == DL_FIRE_FENCED,
+          "batch check: an answer per timer (ok, then fenced for the wrong token)");
+    items[1].token = claim_tokens[1];
+    expecting = BATCH;
+    answered = await_reply(dl_timers_fire_batch(T, SHARD, false, 0, items, 2, on_reply, NULL));
+    check(answered && batch_answers == 2 && batch_results[0] == DL_FIRE_OK &&
+              batch_results[1] == DL_FIRE_OK &&
+              sync_int("ZSCORE " K("lease") " %s", claim_ids[0]) == -1 &&
+              sync_int("ZSCORE " K("lease") " %s", claim_ids[1]) == -1,
+          "batch commit: both committed, both gone from the lease set");
+    struct dl_fire_item other = {case_in(SHARD == 0 ? 1 : 0, 1), "1", NULL};
+    char other_id[DL_TIMER_ID_MAX];
+    snprintf(other_id, sizeof other_id, "%s.handoff.1.b0", other.id);
+    other.id = other_id;
+    check(dl_timers_fire_batch(T, SHARD, true, 0, &other, 1, on_reply, NULL) ==
+              CW_REDIS_BAD_COMMAND,
+          "a batch with a timer of another shard is refused before Redis");
 }
 
 static void test_wake(void)
