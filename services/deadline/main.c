@@ -39,6 +39,10 @@
 #define RESYNC_MS 30000             /* every shard's head read again, in case a wake-up was lost */
 #define RESYNC_UNSUBSCRIBED_MS 1000 /* ... while wake-ups cannot arrive at all */
 #define COMMIT_ATTEMPTS 3
+/* A shard whose claim just brought timers is claimed again no sooner than this: at thousands
+ * of timers a second each claim then takes several (and so does each check and commit run)
+ * instead of one, for at most this much lateness. Idle shards are claimed at their due time. */
+#define BUSY_CLAIM_GAP_MS 4
 #define NEVER INT64_MAX
 
 struct job;
@@ -655,6 +659,9 @@ static void claimed(void *arg, const redisReply *r, const char *err)
         w->shards[shard].due_mono = mono; /* more may be due */
     else
         w->shards[shard].due_mono = c.next_ms < 0 ? NEVER : c.next_ms - w->redis_minus_mono;
+    if (c.n > 0 && c.n + c.skipped < w->batch &&
+        w->shards[shard].due_mono < mono + BUSY_CLAIM_GAP_MS)
+        w->shards[shard].due_mono = mono + BUSY_CLAIM_GAP_MS;
     /* A wake-up published after Redis ran this claim is not in its answer. */
     if (w->shards[shard].woken_mono < w->shards[shard].due_mono)
         w->shards[shard].due_mono = w->shards[shard].woken_mono;
@@ -802,7 +809,7 @@ static int setup(struct worker *w, cw_service *svc)
     w->producer = cw_service_producer(svc);
     w->lease_ms = cw_config_int(cfg, CW_SET_DEADLINE_LEASE);
     w->batch = (unsigned)cw_config_int(cfg, CW_SET_DEADLINE_BATCH);
-    w->max_firing = 4 * (size_t)w->batch;
+    w->max_firing = DL_SHARDS * (size_t)w->batch; /* a claim out on every shard at once */
     if (!(w->cal = cw_calendar_new(w->chain, err, sizeof err))) {
         cw_error("deadline.calendar_failed", "reason=\"%s\"", err);
         return -1;
