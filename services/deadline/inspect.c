@@ -12,6 +12,7 @@
 #include "clocks.h"
 #include "domain.h"
 #include "httpd.h"
+#include "ids.h"
 #include "log.h"
 
 #define CASES_PREFIX "/v1/timers/cases/"
@@ -37,8 +38,9 @@ struct waiter {
 struct scan {
     unsigned shard;
     char cursor[32];
-    int64_t now_ms;   /* Redis's time at the last shard's totals */
-    int64_t start_ms; /* at the first */
+    int64_t now_ms;     /* Redis's time at the last shard's totals */
+    int64_t start_ms;   /* at the first */
+    int64_t mono_start; /* when the count began (monotonic ms), for took_ms */
     long long waiting, firing, overdue, all, unreadable;
     struct site_counts *sites;
     size_t nsites, cap;
@@ -162,7 +164,7 @@ static json_t *clock_entry(json_t *clocks, const char *clock)
 
 static json_t *timer_json(const struct timer_row *t, int64_t now)
 {
-    json_t *o = json_pack("{s:s,s:i,s:s}", "id", t->id, "generation", (json_int_t)t->gen, "stage",
+    json_t *o = json_pack("{s:s,s:I,s:s}", "id", t->id, "generation", (json_int_t)t->gen, "stage",
                           t->stage);
     if (!o) return NULL;
     struct dl_payload p;
@@ -180,10 +182,12 @@ static json_t *timer_json(const struct timer_row *t, int64_t now)
         time_pair(o, "due", due);
         json_object_set_new(o, "due_in_ms", json_integer(due - now));
     }
-    const char *state = t->leased          ? "firing"
-                        : !t->waiting      ? "missing"
-                        : t->due_ms <= now ? "overdue"
-                                           : "waiting";
+    /* A lease that ran out: the timer waits for the next claim (a worker died or stalled). */
+    const char *state = t->leased && t->lease_ms > now ? "firing"
+                        : t->leased                    ? "lease_expired"
+                        : !t->waiting                  ? "missing"
+                        : t->due_ms <= now             ? "overdue"
+                                                       : "waiting";
     json_object_set_new(o, "state", json_string(state));
     if (t->leased) time_pair(o, "lease_until", t->lease_ms);
     if (!known) json_object_set_new(o, "payload_unreadable", json_true());
@@ -296,6 +300,10 @@ static void show_case(dl_inspect *in, struct evhttp_request *req, const char *ca
                              "case_id");
         return;
     }
+    char upper[DL_CASE_ID_MAX];
+    for (size_t i = 0; i <= len; i++) /* ULIDs are case-insensitive; ours are stored upper case */
+        upper[i] = (char)(case_id[i] >= 'a' && case_id[i] <= 'z' ? case_id[i] - 32 : case_id[i]);
+    case_id = upper;
     struct show_call *sc = calloc(1, sizeof *sc);
     if (!sc) {
         cw_httpd_reply_error(req, 500, "internal", "out of memory", NULL);
@@ -389,7 +397,7 @@ static json_t *counts_json(const struct scan *s, const char *only, int64_t took_
 static void scan_finish(dl_inspect *in, const char *err)
 {
     struct scan *s = in->scan;
-    int64_t took = s->now_ms - s->start_ms;
+    int64_t took = cw_mono_ms() - s->mono_start;
     for (size_t i = 0; i < in->nwaiters; i++) {
         if (err)
             unavailable(in->waiters[i].req, err);
@@ -510,6 +518,7 @@ static void counts(dl_inspect *in, struct evhttp_request *req)
     in->waiters[in->nwaiters++] = w;
     if (in->nwaiters > 1) return; /* answered by the count that runs */
     strcpy(in->scan->cursor, "0");
+    in->scan->mono_start = cw_mono_ms();
     scan_step(in);
 }
 

@@ -392,12 +392,7 @@ static void committed(struct fire *f, const redisReply *r, size_t i, const char 
                     (long long)(f->claimed_ms - f->pl.at_ms));
         fire_free(f);
         return;
-    case DL_FIRE_FENCED:
-        /* After a lost reply, the retry finds the commit done: "fenced" means done then. */
-        if (f->commit_attempts > 1) {
-            fire_free(f);
-            return;
-        }
+    case DL_FIRE_FENCED: /* exact: a retry of our own commit is answered ok (fire script) */
         fenced(f, w->fenced_redis, "another worker holds the timer: its lease ran out");
         return;
     case DL_FIRE_CANCELLED: /* the clock stopped while we published: nothing to arm */
@@ -453,15 +448,23 @@ static void flush_commits(evutil_socket_t fd, short what, void *arg)
                 struct fire *f = w->commit_head[s];
                 w->commit_head[s] = f->commit_next;
                 f->commit_next = NULL;
-                if (b) b->fires[b->n++] = f;
-                if (items)
-                    items[i] = (struct dl_fire_item){f->id, f->token,
-                                                     f->firing->has_next ? &f->firing->next : NULL};
-                if (!b || !items) committed(f, NULL, 0, "out of memory");
+                if (!b || !items) {
+                    committed(f, NULL, 0, "out of memory"); /* retried after a pause */
+                    continue;
+                }
+                char case_id[DL_CASE_ID_MAX];
+                items[b->n] = (struct dl_fire_item){f->id, f->token,
+                                                    f->firing->has_next ? &f->firing->next : NULL};
+                if (!dl_fire_item_ok(s, false, &items[b->n], case_id)) {
+                    /* not allowed to fail the others: left to its lease, logged each time */
+                    fire_abandon(f, "its next timer cannot be armed");
+                    continue;
+                }
+                b->fires[b->n++] = f;
             }
             if (!w->commit_head[s]) w->commit_tail[s] = NULL;
-            if (b && items) {
-                int rc = dl_timers_fire_batch(w->timers, s, false, 0, items, n, commits_done, b);
+            if (b && items && b->n > 0) {
+                int rc = dl_timers_fire_batch(w->timers, s, false, 0, items, b->n, commits_done, b);
                 if (rc != CW_REDIS_OK) commits_done(b, NULL, cw_redis_strerror(rc));
             } else {
                 free(b);
@@ -607,7 +610,12 @@ static void check_claimed(struct worker *w, unsigned shard, const struct dl_clai
             fire_abandon(f, "out of memory");
             continue;
         }
+        char case_id[DL_CASE_ID_MAX];
         items[b->n] = (struct dl_fire_item){f->id, f->token, NULL};
+        if (!dl_fire_item_ok(shard, true, &items[b->n], case_id)) {
+            fire_abandon(f, "not a timer id of this shard"); /* not allowed to fail the rest */
+            continue;
+        }
         b->fires[b->n++] = f;
     }
     if (b && items && b->n > 0) {
@@ -644,6 +652,9 @@ static void claimed(void *arg, const redisReply *r, const char *err)
     if (err || dl_claim_reply(r, &c) != 0) {
         /* Redis is away or answered oddly: try this shard again soon. */
         w->shards[shard].due_mono = mono + RETRY_MIN_MS * 5;
+        if (w->shards[shard].woken_mono < w->shards[shard].due_mono) /* woken meanwhile */
+            w->shards[shard].due_mono = w->shards[shard].woken_mono;
+        w->shards[shard].woken_mono = NEVER;
         w->shards[shard].claiming = false;
         schedule(w);
         return;

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* KEYS of every script: 1 due index, 2 lease set, 3 payloads, 4 tokens, 5 timers fired in the
- * last day (so a worker fenced out can be told its timer was fired, not cancelled), then the
+/* KEYS of apply, claim and fire: 1 due index, 2 lease set, 3 payloads, 4 tokens, 5 timers fired in
+ * the last day (so a worker fenced out can be told its timer was fired, not cancelled), then the
  * case's clock state (apply: one; fire: one per timer). All share the shard's hash tag. */
 
 /* Shared by apply and fire (which define due, lease, tmr, tok and clk first): cancel a clock's
@@ -79,7 +79,12 @@ static const char claim_lua[] =
     "local due, lease, tmr, tok, fired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "redis.call('ZREMRANGEBYSCORE', fired, '-inf', now - 86400000)\n"
+    /* a fired timer's 'f' token mark goes with its entry in fired (at most 1,000 a claim) */
+    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', fired, '-inf', now - 86400000, 'LIMIT', 0, "
+    "1000)) do\n"
+    "  redis.call('ZREM', fired, id)\n"
+    "  redis.call('HDEL', tok, id)\n"
+    "end\n"
     "local max, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local out = {string.format('%d', now), ''}\n"
     "local n = 0\n"
@@ -129,7 +134,9 @@ static const char fire_lua[] =
     "local function one(id, token, nstage, ndue, npayload)\n"
     "  local held = redis.call('HGET', tok, id)\n"
     "  if held ~= token then\n"
-    "    if redis.call('HEXISTS', tmr, id) == 1 or redis.call('ZSCORE', fired, id) then\n"
+    /* a commit retried after its reply was lost finds its own mark: done, not fenced */
+    "    if not check and held == 'f' .. token then return 'ok', '' end\n"
+    "    if held or redis.call('HEXISTS', tmr, id) == 1 or redis.call('ZSCORE', fired, id) then\n"
     "      return 'fenced', ''\n"
     "    end\n"
     "    return 'cancelled', ''\n"
@@ -143,7 +150,7 @@ static const char fire_lua[] =
     "  if not base then return 'bad', '' end\n"
     "  redis.call('ZREM', lease, id)\n"
     "  redis.call('HDEL', tmr, id)\n"
-    "  redis.call('HDEL', tok, id)\n"
+    "  redis.call('HSET', tok, id, 'f' .. token)\n" /* fired under this token: see above */
     "  redis.call('ZADD', fired, now, id)\n"
     "  local on = redis.call('HGET', clk, 'on:' .. clock)\n"
     "  if on then\n"
@@ -420,6 +427,18 @@ int dl_timer_id_parse(const char *id, char case_id[DL_CASE_ID_MAX], char clock[D
     return 0;
 }
 
+bool dl_fire_item_ok(unsigned shard, bool check, const struct dl_fire_item *it,
+                     char case_id[DL_CASE_ID_MAX])
+{
+    char clock[DL_CLOCK_MAX], stage[DL_STAGE_MAX];
+    unsigned gen;
+    return it->id && it->token && dl_timer_id_parse(it->id, case_id, clock, &gen, stage) == 0 &&
+           dl_shard_of(case_id) == shard &&
+           (check || !it->next ||
+            (id_part(it->next->stage, DL_STAGE_MAX) && due_ok(it->next->due_ms) &&
+             it->next->payload));
+}
+
 int dl_timers_fire_batch(dl_timers *t, unsigned shard, bool check, int64_t min_left_ms,
                          const struct dl_fire_item *items, size_t n, cw_redis_reply_fn *cb,
                          void *arg)
@@ -431,8 +450,9 @@ int dl_timers_fire_batch(dl_timers *t, unsigned shard, bool check, int64_t min_l
     const char **argv = malloc(argc * sizeof *argv);
     char(*clks)[80] = malloc(n * sizeof *clks);
     char(*dues)[24] = malloc(n * sizeof *dues);
-    int rc = CW_REDIS_BAD_COMMAND;
+    int rc = CW_REDIS_NO_MEMORY;
     if (!argv || !clks || !dues) goto done;
+    rc = CW_REDIS_BAD_COMMAND;
     char shard_s[8], left[24], count[16];
     snprintf(shard_s, sizeof shard_s, "%u", shard);
     snprintf(left, sizeof left, "%lld", (long long)(min_left_ms > 0 ? min_left_ms : 0));
@@ -446,15 +466,11 @@ int dl_timers_fire_batch(dl_timers *t, unsigned shard, bool check, int64_t min_l
     argv[a++] = count;
     for (size_t i = 0; i < n; i++) {
         const struct dl_fire_item *it = &items[i];
-        char case_id[DL_CASE_ID_MAX], clock[DL_CLOCK_MAX], stage[DL_STAGE_MAX];
-        unsigned gen;
-        if (!it->id || !it->token || dl_timer_id_parse(it->id, case_id, clock, &gen, stage) != 0 ||
-            dl_shard_of(case_id) != shard ||
-            (!check && it->next &&
-             !(id_part(it->next->stage, DL_STAGE_MAX) && due_ok(it->next->due_ms) &&
-               it->next->payload)))
-            goto done;
-        snprintf(clks[i], sizeof clks[i], "cw:clk:{cwt:%u}:%s", shard, case_id);
+        char case_id[DL_CASE_ID_MAX];
+        if (!dl_fire_item_ok(shard, check, it, case_id)) goto done;
+        struct keys ck;
+        shard_keys(&ck, shard, case_id);
+        snprintf(clks[i], sizeof clks[i], "%s", ck.clk);
         argv[5 + i] = clks[i];
         argv[a++] = it->id;
         argv[a++] = it->token;

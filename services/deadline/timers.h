@@ -119,6 +119,10 @@ struct dl_fire_item {
 int dl_timers_fire_batch(dl_timers *t, unsigned shard, bool check, int64_t min_left_ms,
                          const struct dl_fire_item *items, size_t n, cw_redis_reply_fn *cb,
                          void *arg);
+/* Whether the batch call would take this item (an id of this shard, a usable next timer):
+ * callers leave a bad one out, so that it cannot fail the others. case_id: its case. */
+bool dl_fire_item_ok(unsigned shard, bool check, const struct dl_fire_item *it,
+                     char case_id[DL_CASE_ID_MAX]);
 enum dl_fire_result dl_fire_reply_at(const redisReply *r, size_t i);
 int dl_check_reply_at(const redisReply *r, size_t i, char *owner, size_t owner_len,
                       int64_t *left_ms);

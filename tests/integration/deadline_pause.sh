@@ -85,6 +85,9 @@ skewed() { # skewed SKEW DIR: a worker under libfaketime
     "$CW_BUILD/bin/casewire-deadline" >"$2/deadline.log" 2>&1 &
   S_PID=$!
   track_pid "$S_PID"
+  # the preload took (a missing library is only a warning from ld.so: the test would then
+  # prove nothing about a skewed clock)
+  grep -q libfaketime "/proc/$S_PID/maps" 2>/dev/null || return 1
   wait_until 60 grep -q 'event=redis.connected' "$2/deadline.log"
 }
 # Leased timers (claimed, not committed): how many, and how many were claimed (lease end
@@ -110,7 +113,8 @@ leftover() { # workers of this test (its Redis) still running under FAKETIME=$1
   done
 }
 for skew in +1h -1h; do
-  skewed "$skew" "$CW_TMP/skew$skew" || not_ok "the worker with its clock $skew connects to Redis"
+  skewed "$skew" "$CW_TMP/skew$skew" ||
+    not_ok "the worker with its clock $skew runs under libfaketime and connects to Redis"
   # due 4-6 s from now: after the worker's clock jumped
   "$feed" arm 300 4000 2000 >"$R/arm$skew.out" 2>&1
   check "a worker with its clock $skew claims 300 timers due over 2 s, within 30 s" wait_until 30 all_claimed
