@@ -213,7 +213,7 @@ static int lateness(void)
         fprintf(stderr, "lateness: Redis did not answer\n");
         return 1;
     }
-    qsort(late, nlate, sizeof *late, cmp64);
+    if (nlate > 1) qsort(late, nlate, sizeof *late, cmp64);
     int64_t p50 = nlate ? late[(nlate - 1) / 2] : -1;
     int64_t p99 = nlate ? late[(size_t)((double)(nlate - 1) * 0.99)] : -1;
     int64_t max = nlate ? late[nlate - 1] : -1;

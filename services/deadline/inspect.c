@@ -256,7 +256,7 @@ static json_t *case_json(const char *case_id, const redisReply *r, int64_t now)
                          : INT64_MAX;
         k++;
     }
-    qsort(rows, k, sizeof *rows, by_due);
+    if (k > 1) qsort(rows, k, sizeof *rows, by_due); /* rows is NULL when there are none */
     for (size_t i = 0; i < k; i++)
         json_array_append_new(json_object_get(clock_entry(clocks, rows[i].clock), "timers"),
                               timer_json(&rows[i], now));
