@@ -56,7 +56,6 @@ struct worker {
     cw_redis *redis;
     dl_timers *timers;
     dl_inspect *inspect; /* the operator view on the admin port */
-
     cw_producer *producer;
     dl_wake *wake;
     int64_t lease_ms;
@@ -306,8 +305,8 @@ struct fire {
 
 static void schedule(struct worker *w);
 
-/* Whether one more claim fits: timers being fired and those claims still out may bring
- * stay within max_firing. */
+/* Whether one more claim fits: the timers being fired, plus a full batch for each claim still
+ * out and for this one, stay within max_firing. */
 static bool room_for_claim(const struct worker *w)
 {
     return w->firing + (w->claims_out + 1) * (size_t)w->batch <= w->max_firing;

@@ -85,10 +85,10 @@ skewed() { # skewed SKEW DIR: a worker under libfaketime
     "$CW_BUILD/bin/casewire-deadline" >"$2/deadline.log" 2>&1 &
   S_PID=$!
   track_pid "$S_PID"
+  wait_until 60 grep -q 'event=redis.connected' "$2/deadline.log" || return 1
   # the preload took (a missing library is only a warning from ld.so: the test would then
-  # prove nothing about a skewed clock)
-  grep -q libfaketime "/proc/$S_PID/maps" 2>/dev/null || return 1
-  wait_until 60 grep -q 'event=redis.connected' "$2/deadline.log"
+  # prove nothing about a skewed clock); looked at once the worker runs, not before its exec
+  grep -q libfaketime "/proc/$S_PID/maps" 2>/dev/null
 }
 # Leased timers (claimed, not committed): how many, and how many were claimed (lease end
 # minus the lease, Redis's clock) before their due time.
