@@ -93,16 +93,18 @@ struct dl_claim {
 int dl_claim_reply(const redisReply *r, struct dl_claim *out);
 
 enum dl_fire_result {
-    DL_FIRE_OK,        /* check: the token holds with enough lease left; commit: done */
-    DL_FIRE_FENCED,    /* another worker holds the timer now: do nothing */
+    DL_FIRE_OK,        /* check: the token holds with enough lease left; commit: done (also
+                        * for a commit retried after its first went through) */
+    DL_FIRE_FENCED,    /* another worker holds or fired the timer: do nothing */
     DL_FIRE_CANCELLED, /* the clock stopped since the claim: do nothing */
     DL_FIRE_LATE,      /* check only: less than min_left_ms of the lease is left */
     DL_FIRE_BAD_REPLY,
 };
 
 /* check: is the token still the timer's, with at least min_left_ms of lease left?
- * commit (check false): the same token check, then the timer is removed and, when next is
- * given, the next timer of the same clock and generation is armed (next->clock is ignored). */
+ * commit (check false): the same token check, then the timer is removed, its token kept marked
+ * as the one that fired it (until its cw:fired entry is trimmed) and, when next is given, the
+ * next timer of the same clock and generation is armed (next->clock is ignored). */
 int dl_timers_fire(dl_timers *t, const char *timer_id, const char *token, bool check,
                    int64_t min_left_ms, const struct dl_arm *next, cw_redis_reply_fn *cb,
                    void *arg);
