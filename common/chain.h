@@ -113,9 +113,9 @@ struct cw_department {
 };
 
 struct cw_shift {
-    unsigned days;      /* weekday bitmask: the days the shift starts on */
-    uint16_t from, to;  /* minutes since midnight; to may be 1440 */
-    bool overnight;     /* to <= from: ends the next day */
+    unsigned days;     /* weekday bitmask: the days the shift starts on */
+    uint16_t from, to; /* minutes since midnight; to may be 1440 */
+    bool overnight;    /* to <= from: ends the next day */
 };
 
 struct cw_staff {
@@ -241,6 +241,51 @@ struct cw_rule {
     } set;
 };
 
+/* How the notifier sends SMS (the chain's `sms:` section; docs/chain.md). Every field has a
+ * default, so a chain without the section sends through the file provider. */
+enum cw_sms_provider {
+    CW_SMS_FILE = 0, /* appends each message to a file: the embedded default */
+    CW_SMS_HTTP,     /* a generic HTTP/JSON provider */
+    CW_SMS_ALIYUN,   /* Alibaba Cloud SMS (Dysmsapi SendSms, signed requests) */
+};
+
+struct cw_sms_template_code {
+    const char *template_id; /* ours: case_received */
+    const char *code;        /* the provider's: SMS_123456789 */
+};
+
+struct cw_sms_settings {
+    enum cw_sms_provider provider;
+    const char *file;                     /* file: path (default var/sms.log) */
+    const char *url, *status_url, *token; /* http: send, status by our id, bearer (or NULL) */
+    const char *aliyun_endpoint;          /* default https://dysmsapi.aliyuncs.com/ */
+    const char *aliyun_region;            /* default cn-hangzhou */
+    const char *aliyun_key_id, *aliyun_key_secret, *aliyun_sign_name;
+    const struct cw_sms_template_code *aliyun_templates;
+    size_t naliyun_templates;
+    int64_t timeout_ms;     /* one provider request (default 5 s) */
+    int max_attempts;       /* then dead-lettered (default 6) */
+    int64_t backoff_min_ms; /* first retry after about this long, doubling (default 2 s) */
+    int64_t backoff_max_ms; /* (default 10 min) */
+    int max_chars;          /* longer messages are refused and reported (default 500) */
+    int per_minute, per_hour, per_day; /* per phone number, 0: no limit (default 1, 5, 10) */
+    uint16_t quiet_from, quiet_to;     /* site-local minutes; equal: no quiet hours (21:00-08:00) */
+    const char *status_link;           /* fills {status_url}: a URL with {case_no}, or NULL */
+};
+
+/* Tenant webhooks (the chain's `webhooks:` section). */
+struct cw_webhook_settings {
+    int64_t timeout_ms;     /* default 10 s */
+    int max_attempts;       /* default 8 */
+    int64_t backoff_min_ms; /* default 5 s */
+    int64_t backoff_max_ms; /* default 1 h */
+    /* Address kinds a webhook may reach besides public ones ("loopback", "private",
+     * "link_local", "metadata", "cgnat", "unspecified", "multicast", "reserved"): for tests
+     * and closed networks only; empty by default. */
+    const char *const *allow_addresses;
+    size_t nallow_addresses;
+};
+
 /* ---- loading ---- */
 
 /* Reads and checks the chain file. Every problem found is reported (report NULL: printed to
@@ -302,6 +347,12 @@ const struct cw_rule *cw_chain_rule(const cw_chain *c, const char *id);
  * is set to the language of the text returned. */
 const char *cw_chain_template(const cw_chain *c, const char *id, const char *site_id,
                               const char *lang, const char **used_lang);
+
+/* Never NULL: the defaults when the file has no such section. */
+const struct cw_sms_settings *cw_chain_sms(const cw_chain *c);
+const struct cw_webhook_settings *cw_chain_webhooks(const cw_chain *c);
+/* The provider's template code for one of our template ids, or NULL. */
+const char *cw_chain_sms_code(const cw_chain *c, const char *template_id);
 
 /* ---- secrets ---- */
 

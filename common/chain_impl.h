@@ -30,8 +30,8 @@ enum {
     LIM_PATTERN = 128,
     LIM_REGEX = 256,
     LIM_ROLES = 200,
-    LIM_DEPARTMENTS = 200,  /* per site, and in the group */
-    LIM_SITE_STAFF = 5000,  /* per site, and in the group */
+    LIM_DEPARTMENTS = 200, /* per site, and in the group */
+    LIM_SITE_STAFF = 5000, /* per site, and in the group */
     LIM_STAFF_ROLES = 16,
     LIM_SHIFTS = 14,
     LIM_CALENDAR_DAYS = 400, /* holidays, and special days, per site */
@@ -76,9 +76,9 @@ void cw_strmap_release(struct cw_strmap *m);
 
 struct tmpl {
     const char *id;
-    const struct cw_site *site; /* NULL: chain-wide */
+    const struct cw_site *site;               /* NULL: chain-wide */
     const char *text[CW_CHAIN_MAX_LANGUAGES]; /* by index in cw_chain.languages */
-    int line;                                  /* for checks after loading */
+    int line;                                 /* for checks after loading */
     size_t index;
 };
 
@@ -103,6 +103,8 @@ struct cw_chain {
     size_t nrules;
     struct tmpl *templates;
     size_t ntemplates;
+    struct cw_sms_settings sms;
+    struct cw_webhook_settings webhooks;
     struct cw_strmap by_site, by_role, by_department, by_staff, by_token, by_tenant, by_key,
         by_policy, by_rule, by_template;
 };
@@ -170,8 +172,8 @@ const char *ld_scalar(struct cw_ld *ld, const struct cw_ynode *n, size_t maxlen)
 enum ld_id_kind { ID_GENERIC, ID_SITE, ID_ROLE };
 const char *ld_id(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigned flags,
                   enum ld_id_kind kind);
-bool ld_int(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigned flags,
-            long min, long max, int *out);
+bool ld_int(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigned flags, long min,
+            long max, int *out);
 /* -1 when absent, else 0 or 1. */
 int ld_bool(struct cw_ld *ld, const struct cw_ynode *m, const char *key);
 /* A vocabulary name: its value, 0 when absent, -1 when bad. */
@@ -179,8 +181,7 @@ int ld_enum(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigne
             enum cw_vocab v);
 int ld_enum_scalar(struct cw_ld *ld, const struct cw_ynode *n, enum cw_vocab v);
 /* A list of vocabulary names as a bitmask (1u << value); 0 when absent. */
-uint32_t ld_enum_mask(struct cw_ld *ld, const struct cw_ynode *m, const char *key,
-                      enum cw_vocab v);
+uint32_t ld_enum_mask(struct cw_ld *ld, const struct cw_ynode *m, const char *key, enum cw_vocab v);
 /* A list: returns the node (NULL when absent or not a list) and *n, capped at max with a
  * report when longer. required lists must not be empty. */
 const struct cw_ynode *ld_list(struct cw_ld *ld, const struct cw_ynode *m, const char *key,
@@ -227,6 +228,16 @@ void ld_routing(struct cw_ld *ld, const struct cw_ynode *root);
 void ld_policies(struct cw_ld *ld, const struct cw_ynode *root);
 void ld_rules(struct cw_ld *ld, const struct cw_ynode *root);
 void ld_templates(struct cw_ld *ld, const struct cw_ynode *root);
+/* chain_load_notify.c: the sms and webhooks sections. */
+void ld_sms(struct cw_ld *ld, const struct cw_ynode *root);
+void ld_webhooks(struct cw_ld *ld, const struct cw_ynode *root);
+/* A secret given in the file (key) or named by an environment variable (env_key): the value,
+ * or NULL (reported when required or bad). */
+const char *ld_secret_value(struct cw_ld *ld, const struct cw_ynode *m, const char *key,
+                            const char *env_key, unsigned flags);
+/* A wall-clock duration ("5s", "10m") in ms within min..max; false when absent or bad. */
+bool ld_wall_ms(struct cw_ld *ld, const struct cw_ynode *m, const char *key, int64_t min,
+                int64_t max, int64_t *out);
 
 /* ---- checks across records (chain_check.c) ---- */
 

@@ -545,7 +545,8 @@ cw_chain *cw_chain_load(const char *path, cw_chain_report_fn *report, void *arg)
     const struct cw_ynode *root = cw_ydoc_root(doc);
     ld.c = cw_chain_new();
     if (ld_map_keys(&ld, root, KEYS("chain", "roles", "group", "sites", "tenants", "routing",
-                                    "sla_policies", "classification_rules", "sms_templates"))) {
+                                    "sla_policies", "classification_rules", "sms_templates", "sms",
+                                    "webhooks"))) {
         ld_header(&ld, root);
         ld_roles(&ld, root);
         ld_routing(&ld, root);
@@ -555,6 +556,8 @@ cw_chain *cw_chain_load(const char *path, cw_chain_report_fn *report, void *arg)
         ld_policies(&ld, root);
         ld_rules(&ld, root);
         ld_templates(&ld, root);
+        ld_sms(&ld, root);
+        ld_webhooks(&ld, root);
         ck_chain(&ld, root);
     }
     cw_strmap_release(&ld.secrets);

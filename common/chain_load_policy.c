@@ -12,8 +12,8 @@
 
 static void ld_webhook(struct cw_ld *ld, const struct cw_ynode *tm, struct cw_tenant *t)
 {
-    const struct cw_ynode *m = ld_submap(ld, tm, "webhook", LD_OPTIONAL,
-                                         KEYS("url", "secret", "secret_env"));
+    const struct cw_ynode *m =
+        ld_submap(ld, tm, "webhook", LD_OPTIONAL, KEYS("url", "secret", "secret_env"));
     if (!m) return;
     size_t mark = ld_push_key(ld, "webhook");
     const char *url = ld_str(ld, m, "url", LD_REQUIRED, LIM_URL), *why;
@@ -21,23 +21,8 @@ static void ld_webhook(struct cw_ld *ld, const struct cw_ynode *tm, struct cw_te
         ld_error_key(ld, cw_ynode_get(m, "url"), "url", "bad URL \"%s\": %s", url, why);
         url = NULL;
     }
-    const char *secret = ld_str(ld, m, "secret", LD_OPTIONAL, LIM_SECRET);
-    const char *env = ld_str(ld, m, "secret_env", LD_OPTIONAL, 128);
-    const struct cw_ynode *at = cw_ynode_get(m, env ? "secret_env" : "secret");
-    const char *key = env ? "secret_env" : "secret";
-    if (secret && env) {
-        ld_error_key(ld, at, key, "give either secret or secret_env, not both");
-    } else if (env) {
-        const char *v = getenv(env);
-        if (!v || !*v) ld_error_key(ld, at, key, "environment variable %s is not set", env);
-        else if (strlen(v) > LIM_SECRET) ld_error_key(ld, at, key, "%s is too long", env);
-        else secret = cw_arena_strdup(&ld->c->arena, v);
-    } else if (!secret) {
-        ld_error_key(ld, m, "secret", "missing required field (or give secret_env)");
-    }
-    if (secret && strlen(secret) < LIM_SECRET_MIN)
-        ld_error_key(ld, at, key, "the secret must be at least %d characters", LIM_SECRET_MIN);
-    else if (secret && url) t->webhook_url = url, t->webhook_secret = secret;
+    const char *secret = ld_secret_value(ld, m, "secret", "secret_env", LD_REQUIRED);
+    if (secret && url) t->webhook_url = url, t->webhook_secret = secret;
     ld_pop(ld, mark);
 }
 
@@ -60,8 +45,8 @@ static void ld_api_keys(struct cw_ld *ld, const struct cw_ynode *tm, struct cw_t
             char owner[2 * LIM_ID + 32];
             snprintf(owner, sizeof owner, "API key %s of tenant %s", k->id ? k->id : "?",
                      t->id ? t->id : "?");
-            k->sha256 = ld_secret_hash(ld, m, "sha256", LD_REQUIRED,
-                                       cw_arena_strdup(&ld->c->arena, owner));
+            k->sha256 =
+                ld_secret_hash(ld, m, "sha256", LD_REQUIRED, cw_arena_strdup(&ld->c->arena, owner));
             if (k->id && k->sha256) {
                 cw_strmap_put(&ld->c->by_key, k->sha256, k, 0, NULL);
                 t->napi_keys++;
@@ -114,15 +99,16 @@ void ld_tenants(struct cw_ld *ld, const struct cw_ynode *root)
 {
     cw_chain *c = ld->c;
     size_t n;
-    const struct cw_ynode *list = ld_list(ld, root, "tenants", LD_OPTIONAL,
-                                          CW_CHAIN_MAX_TENANTS, &n);
+    const struct cw_ynode *list =
+        ld_list(ld, root, "tenants", LD_OPTIONAL, CW_CHAIN_MAX_TENANTS, &n);
     c->tenants = ARENA_NEW(&c->arena, struct cw_tenant, n);
     size_t mark = ld_push_key(ld, "tenants");
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
-        if (ld_map_keys(ld, m, KEYS("id", "site", "floor", "unit", "name", "name_en", "brand",
-                                    "contact", "api_keys", "webhook"))) {
+        if (ld_map_keys(ld, m,
+                        KEYS("id", "site", "floor", "unit", "name", "name_en", "brand", "contact",
+                             "api_keys", "webhook"))) {
             struct cw_tenant *t = &c->tenants[c->ntenants];
             *t = (struct cw_tenant){0};
             t->id = ld_id(ld, m, "id", LD_REQUIRED, ID_GENERIC);
@@ -206,9 +192,9 @@ static void ld_match(struct cw_ld *ld, const struct cw_ynode *parent, const char
 
 static void ld_clocks(struct cw_ld *ld, const struct cw_ynode *pm, struct cw_policy *p)
 {
-    const struct cw_ynode *m = ld_submap(ld, pm, "clocks", LD_REQUIRED,
-                                         KEYS("handoff", "tenant_trading", "reply", "feedback",
-                                              "resolution", "followup"));
+    const struct cw_ynode *m =
+        ld_submap(ld, pm, "clocks", LD_REQUIRED,
+                  KEYS("handoff", "tenant_trading", "reply", "feedback", "resolution", "followup"));
     if (!m) return;
     size_t mark = ld_push_key(ld, "clocks");
     if (m->n == 0) ld_error(ld, m, "a policy needs at least one clock");
@@ -224,8 +210,8 @@ static void ld_clocks(struct cw_ld *ld, const struct cw_ynode *pm, struct cw_pol
 static void ld_warnings(struct cw_ld *ld, const struct cw_ynode *pm, struct cw_policy *p)
 {
     size_t n;
-    const struct cw_ynode *list = ld_list(ld, pm, "warnings", LD_OPTIONAL, CW_CHAIN_MAX_WARNINGS,
-                                          &n);
+    const struct cw_ynode *list =
+        ld_list(ld, pm, "warnings", LD_OPTIONAL, CW_CHAIN_MAX_WARNINGS, &n);
     size_t mark = ld_push_key(ld, "warnings");
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *it = list->items[i];
@@ -237,7 +223,8 @@ static void ld_warnings(struct cw_ld *ld, const struct cw_ynode *pm, struct cw_p
         else if (p->nwarnings && v <= p->warnings[p->nwarnings - 1])
             ld_error(ld, it, "warnings must be in ascending order (%ld after %d)", v,
                      p->warnings[p->nwarnings - 1]);
-        else p->warnings[p->nwarnings++] = (uint8_t)v;
+        else
+            p->warnings[p->nwarnings++] = (uint8_t)v;
         ld_pop(ld, im);
     }
     ld_pop(ld, mark);
@@ -268,13 +255,15 @@ void ld_policies(struct cw_ld *ld, const struct cw_ynode *root)
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
         struct cw_policy *p = &all[i];
-        if (ld_map_keys(ld, m, KEYS("id", "description", "priority", "match", "clocks",
-                                    "warnings"))) {
+        if (ld_map_keys(ld, m,
+                        KEYS("id", "description", "priority", "match", "clocks", "warnings"))) {
             p->id = ld_id(ld, m, "id", LD_REQUIRED, ID_GENERIC);
             ld_str(ld, m, "description", LD_OPTIONAL, LIM_TEXT);
             ld_int(ld, m, "priority", LD_OPTIONAL, 0, 1000000, &p->priority);
-            ld_match(ld, m, "match", KEYS("types", "categories", "urgencies", "validities",
-                                          "channels", "sites", "tenant"), &p->match);
+            ld_match(ld, m, "match",
+                     KEYS("types", "categories", "urgencies", "validities", "channels", "sites",
+                          "tenant"),
+                     &p->match);
             ld_clocks(ld, m, p);
             ld_warnings(ld, m, p);
             size_t ik = ld_push_key(ld, "id");
@@ -290,8 +279,8 @@ void ld_policies(struct cw_ld *ld, const struct cw_ynode *root)
 
 /* ---- classification rules ---- */
 
-static const char *const *ld_patterns(struct cw_ld *ld, const struct cw_ynode *rm,
-                                      const char *key, size_t max, size_t *count)
+static const char *const *ld_patterns(struct cw_ld *ld, const struct cw_ynode *rm, const char *key,
+                                      size_t max, size_t *count)
 {
     size_t n;
     const struct cw_ynode *list = ld_list(ld, rm, key, LD_OPTIONAL, max, &n);
@@ -304,9 +293,12 @@ static const char *const *ld_patterns(struct cw_ld *ld, const struct cw_ynode *r
         size_t im = ld_push_index(ld, i);
         const struct cw_ynode *it = list->items[i];
         char *s = (char *)ld_scalar(ld, it, regex ? LIM_REGEX : LIM_PATTERN);
-        if (s && !*s) ld_error(ld, it, "an empty pattern matches everything");
-        else if (s && regex && !ck_regex(ld, s, it)) s = NULL;
-        else if (s && !regex) cw_val_lower_ascii(s);
+        if (s && !*s)
+            ld_error(ld, it, "an empty pattern matches everything");
+        else if (s && regex && !ck_regex(ld, s, it))
+            s = NULL;
+        else if (s && !regex)
+            cw_val_lower_ascii(s);
         if (s && *s) out[(*count)++] = s;
         ld_pop(ld, im);
     }
@@ -316,9 +308,9 @@ static const char *const *ld_patterns(struct cw_ld *ld, const struct cw_ynode *r
 
 static void ld_rule_set(struct cw_ld *ld, const struct cw_ynode *rm, struct cw_rule *r)
 {
-    const struct cw_ynode *m = ld_submap(ld, rm, "set", LD_REQUIRED,
-                                         KEYS("type", "category", "urgency", "validity",
-                                              "department_kind"));
+    const struct cw_ynode *m =
+        ld_submap(ld, rm, "set", LD_REQUIRED,
+                  KEYS("type", "category", "urgency", "validity", "department_kind"));
     if (!m) return;
     size_t mark = ld_push_key(ld, "set");
     int v;
@@ -356,16 +348,16 @@ void ld_rules(struct cw_ld *ld, const struct cw_ynode *root)
 {
     cw_chain *c = ld->c;
     size_t n;
-    const struct cw_ynode *list = ld_list(ld, root, "classification_rules", LD_OPTIONAL,
-                                          LIM_RULES, &n);
+    const struct cw_ynode *list =
+        ld_list(ld, root, "classification_rules", LD_OPTIONAL, LIM_RULES, &n);
     struct cw_rule *all = ARENA_NEW(&c->arena, struct cw_rule, n);
     c->rules = ARENA_NEW(&c->arena, const struct cw_rule *, n);
     size_t mark = ld_push_key(ld, "classification_rules");
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
-        if (ld_map_keys(ld, m, KEYS("id", "description", "priority", "patterns", "regex", "when",
-                                    "set"))) {
+        if (ld_map_keys(
+                ld, m, KEYS("id", "description", "priority", "patterns", "regex", "when", "set"))) {
             ld_rule(ld, m, &all[i]);
             size_t ik = ld_push_key(ld, "id");
             if (all[i].id &&
@@ -396,7 +388,8 @@ static void ld_template_texts(struct cw_ld *ld, const struct cw_ynode *m, struct
                                            "{site_name} {reply_code} {staff_name} {due} "
                                            "{category} {level})"
                                          : "");
-        else if (text) t->text[i] = text;
+        else if (text)
+            t->text[i] = text;
     }
     if (!given)
         ld_error_key(ld, m, c->languages[0], "a template needs a text in at least one language");
@@ -420,8 +413,8 @@ void ld_templates(struct cw_ld *ld, const struct cw_ynode *root)
 {
     cw_chain *c = ld->c;
     size_t n;
-    const struct cw_ynode *list = ld_list(ld, root, "sms_templates", LD_OPTIONAL, LIM_TEMPLATES,
-                                          &n);
+    const struct cw_ynode *list =
+        ld_list(ld, root, "sms_templates", LD_OPTIONAL, LIM_TEMPLATES, &n);
     c->templates = ARENA_NEW(&c->arena, struct tmpl, n);
     size_t mark = ld_push_key(ld, "sms_templates");
     for (size_t i = 0; list && i < n; i++) {
@@ -431,10 +424,10 @@ void ld_templates(struct cw_ld *ld, const struct cw_ynode *root)
         *t = (struct tmpl){.line = m->line, .index = i};
         ld_template(ld, m, t);
         char buf[2 * LIM_ID + 8];
-        const char *key = t->id ? cw_chain_template_key(&c->arena, t->id,
-                                                        t->site ? t->site->id : NULL, buf,
-                                                        sizeof buf)
-                                : NULL;
+        const char *key = t->id
+                              ? cw_chain_template_key(&c->arena, t->id,
+                                                      t->site ? t->site->id : NULL, buf, sizeof buf)
+                              : NULL;
         const struct cw_ynode *idn = cw_ynode_get(m, "id");
         int first = 0;
         if (key && cw_strmap_put(&c->by_template, key, t, idn->line, &first) == 0)

@@ -14,6 +14,7 @@ packages=(
   libyaml-dev                      # chain configuration (YAML with line numbers)
   libjansson-dev                   # JSON (HTTP API, librdkafka statistics)
   libvectorscan-dev                # router: every classification keyword in one pass over the text
+  libcurl4-openssl-dev             # notifier: HTTP/TLS client for SMS providers and webhooks (multi interface on our loop)
   libssl-dev                       # SHA-1/SHA-256/HMAC (Lua script ids, credential hashes)
   check                            # unit-test framework
   redis-server                     # Redis for `make run` and the integration tests

@@ -1,13 +1,855 @@
 /*
- * casewire-notifier: delivers SMS, tenant webhooks and call-centre callbacks (issue 5/7).
+ * casewire-notifier: delivers notification tasks (issue 5/7; docs/notifier.md has the design).
  *
- * Runs in the common service frame (common/service.h): settings, logging, the loop, the
- * HTTP endpoints /healthz, /readyz and /metrics, the chain, Redis and a Kafka producer, and
- * the orderly shutdown. Its own logic arrives with its issue; until then it starts, connects
- * and reports readiness, and consumes nothing (a consumer that committed offsets without
- * handling the events would lose them for the real one).
+ * Two halves on one loop:
+ *   - taking: a consumer of casewire.notify.v1 (group casewire-notifier). Each task goes into
+ *     the outbox in Redis (outbox.h), once per task id; only then is its offset committed. A
+ *     staff task goes straight to the staff member's inbox.
+ *   - delivering: claims of due tasks from the outbox, under a lease. An SMS is rendered from
+ *     the chain's template, held back in the customer's quiet hours and by the limits per
+ *     number, checked against the opt-out list, and sent through the provider (sms.h). A send
+ *     whose fate is unknown (a timeout) is checked with the provider, never sent again
+ *     blindly. Failures are retried with exponential backoff and jitter; after the last
+ *     attempt, or when the provider refuses for good, the task goes to casewire.notify-dlq.v1
+ *     and the dead-letter counter rises (an alert). Each outcome is published to
+ *     casewire.notify-results.v1.
+ * A notifier that dies loses nothing: tasks not yet in the outbox are redelivered by Kafka,
+ * tasks it claimed are claimed again by any notifier once their lease ran out.
  */
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "calendar.h"
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "redis.h"
 #include "service.h"
+#include "sms.h"
+
+#define CLAIM_BATCH 256
+#define MAX_BUSY 2048      /* claimed tasks in progress before claiming pauses */
+#define IDLE_CLAIM_MS 1000 /* look at the outbox at least this often (other notifiers' tasks) */
+#define ADD_RETRY_MIN_MS 100
+#define ADD_RETRY_MAX_MS 5000
+#define STEP_RETRY_MS 500 /* a Redis write after a send failed: try it again */
+#define STEP_ATTEMPTS 20
+#define MAX_TEXT 4096 /* bytes of a rendered message */
+#define MAX_TASK_ID 160
+
+struct add;
+struct task;
+
+struct notifier {
+    struct event_base *base;
+    const cw_chain *chain;
+    const struct cw_sms_settings *sms_cfg;
+    cw_calendar *cal;
+    cw_redis *redis;
+    cw_producer *producer;
+    nt_outbox *outbox;
+    nt_http *http;
+    nt_sms *sms;
+    int64_t lease_ms;
+    struct event *claim_timer;
+    bool claiming, closing;
+    size_t busy;
+    struct add *adds;
+    struct task *tasks;
+    struct {
+        cw_metric *added, *duplicates, *bad, *claims, *sent, *retry, *rejected, *unknown, *deferred,
+            *suppressed, *failed, *fenced, *dead, *latency, *staff;
+    } m;
+};
+
+static uint64_t rand_u64(void)
+{
+    uint64_t v = 0;
+    if (RAND_bytes((unsigned char *)&v, sizeof v) != 1) v = (uint64_t)clock();
+    return v;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void claim_soon(struct notifier *n, int64_t delay_ms)
+{
+    if (n->closing) return;
+    if (delay_ms < 0) delay_ms = 0;
+    if (delay_ms > IDLE_CLAIM_MS) delay_ms = IDLE_CLAIM_MS;
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    /* an earlier wake-up wins over a later one */
+    struct timeval left;
+    if (evtimer_pending(n->claim_timer, &left)) {
+        struct timeval now;
+        event_base_gettimeofday_cached(n->base, &now);
+        int64_t pending_ms = ((int64_t)left.tv_sec - now.tv_sec) * 1000 +
+                             ((int64_t)left.tv_usec - now.tv_usec) / 1000;
+        if (pending_ms <= delay_ms) return;
+    }
+    evtimer_add(n->claim_timer, &tv);
+}
+
+/* ------------------------------------------------------------------ taking ---- */
+
+struct add {
+    struct notifier *n;
+    cw_kmsg *msg;
+    cw_envelope *env;
+    int attempts;
+    struct event *retry;
+    struct add *prev, *next;
+};
+
+static void add_step(struct add *a);
+
+static void add_free(struct add *a)
+{
+    struct notifier *n = a->n;
+    if (a->prev)
+        a->prev->next = a->next;
+    else if (n->adds == a)
+        n->adds = a->next;
+    if (a->next) a->next->prev = a->prev;
+    if (a->retry) event_free(a->retry);
+    cw_event_free(a->env);
+    free(a);
+}
+
+static void add_done(struct add *a)
+{
+    cw_kmsg_done(a->msg);
+    add_free(a);
+}
+
+static void on_add_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    add_step(arg);
+}
+
+static void add_later(struct add *a, const char *why)
+{
+    int64_t ms = ADD_RETRY_MIN_MS << (a->attempts < 6 ? a->attempts : 6);
+    if (ms > ADD_RETRY_MAX_MS) ms = ADD_RETRY_MAX_MS;
+    a->attempts++;
+    if (a->attempts == 5 || a->attempts % 50 == 0)
+        cw_warn("notifier.add_retrying", "task=%s attempts=%d reason=\"%s\"",
+                a->env->notification_task->task_id, a->attempts, why);
+    if (!a->retry && !(a->retry = evtimer_new(a->n->base, on_add_retry, a))) {
+        cw_error("notifier.out_of_memory", "where=add_retry");
+        return; /* the record stays undone: redelivered after a restart */
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(a->retry, &tv);
+}
+
+static void on_added(void *arg, const redisReply *r, const char *err)
+{
+    struct add *a = arg;
+    struct notifier *n = a->n;
+    if (n->closing) return; /* parked: redelivered after the restart */
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        add_later(a, err ? err : r && r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        return;
+    }
+    const Casewire__V1__NotificationTask *t = a->env->notification_task;
+    if (r->integer == 1) {
+        cw_metric_add(t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_STAFF_TASK
+                          ? n->m.staff
+                          : n->m.added,
+                      1);
+        if (t->kind != CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_STAFF_TASK)
+            claim_soon(n, t->due_ms - wall_ms());
+    } else {
+        cw_metric_add(n->m.duplicates, 1);
+    }
+    add_done(a);
+}
+
+static void add_step(struct add *a)
+{
+    struct notifier *n = a->n;
+    const Casewire__V1__NotificationTask *t = a->env->notification_task;
+    uint8_t *buf;
+    size_t len = cw_event_pack(a->env, &buf);
+    if (!len) {
+        add_later(a, "out of memory");
+        return;
+    }
+    const char *inbox = t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_STAFF_TASK
+                            ? t->recipient_staff_id
+                            : NULL;
+    int rc = nt_outbox_add(n->outbox, t->task_id, buf, len, t->due_ms > 0 ? t->due_ms : 0, inbox,
+                           on_added, a);
+    free(buf);
+    if (rc != CW_REDIS_OK) add_later(a, cw_redis_strerror(rc));
+}
+
+/* Why a task cannot be delivered at all, or NULL. */
+static const char *task_problem(const cw_envelope *env)
+{
+    if (env->body_case != CASEWIRE__V1__ENVELOPE__BODY_NOTIFICATION_TASK) return "not a task";
+    const Casewire__V1__NotificationTask *t = env->notification_task;
+    if (!t->task_id || !*t->task_id) return "no task_id";
+    if (strlen(t->task_id) > MAX_TASK_ID) return "task_id longer than 160 bytes";
+    for (const char *p = t->task_id; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '|') return "task_id has spaces or '|'";
+    switch (t->kind) {
+    case CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_SMS:
+        if (!t->template_id || !*t->template_id) return "an SMS without template_id";
+        if (!(t->recipient && t->recipient->phone && *t->recipient->phone) &&
+            !(t->recipient_staff_id && *t->recipient_staff_id))
+            return "an SMS without a recipient";
+        return NULL;
+    case CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_STAFF_TASK:
+        if (!t->recipient_staff_id || !*t->recipient_staff_id || strlen(t->recipient_staff_id) > 64)
+            return "a staff task without recipient_staff_id";
+        return NULL;
+    default: return "a kind this notifier does not deliver yet";
+    }
+}
+
+static void on_dlq_delivered(void *opaque, int error, const char *errstr)
+{
+    struct notifier *n = opaque;
+    if (error) cw_error("notifier.dlq_not_delivered", "error=\"%s\"", errstr);
+    (void)n;
+}
+
+/* The record as it came (also when it does not decode) to the dead-letter topic. */
+static int dead_letter_raw(struct notifier *n, const cw_kmsg *m)
+{
+    size_t len = 0, klen = 0;
+    const void *v = cw_kmsg_value(m, &len);
+    const void *k = cw_kmsg_key(m, &klen);
+    if (!v) return 0; /* a tombstone carries nothing to deliver */
+    int rc =
+        cw_producer_send(n->producer, CW_TOPIC_NOTIFY_DLQ, k, klen, v, len, on_dlq_delivered, n);
+    return rc == CW_PRODUCE_OK ? 0 : -1;
+}
+
+static void on_task_record(void *arg, cw_kmsg *m)
+{
+    struct notifier *n = arg;
+    size_t len = 0;
+    const void *v = cw_kmsg_value(m, &len);
+    char err[200] = "empty record";
+    cw_envelope *env = v ? cw_event_unpack(v, len, err, sizeof err) : NULL;
+    const char *problem = env ? task_problem(env) : err;
+    if (problem) {
+        /* Tasks we cannot deliver are kept whole on the dead-letter topic, never dropped. */
+        cw_warn("notifier.task_refused", "partition=%d offset=%lld reason=\"%s\"",
+                (int)cw_kmsg_partition(m), (long long)cw_kmsg_offset(m), problem);
+        cw_metric_add(n->m.bad, 1);
+        if (dead_letter_raw(n, m) == 0) cw_metric_add(n->m.dead, 1);
+        cw_event_free(env);
+        cw_kmsg_done(m);
+        return;
+    }
+    struct add *a = calloc(1, sizeof *a);
+    if (!a) {
+        cw_error("notifier.out_of_memory", "where=add");
+        cw_event_free(env);
+        return; /* not done: redelivered after a restart */
+    }
+    *a = (struct add){.n = n, .msg = m, .env = env, .next = n->adds};
+    if (n->adds) n->adds->prev = a;
+    n->adds = a;
+    add_step(a);
+}
+
+/* -------------------------------------------------------------- delivering ---- */
+
+struct task {
+    struct notifier *n;
+    char id[MAX_TASK_ID + 1];
+    cw_envelope *env;
+    const Casewire__V1__NotificationTask *t;
+    unsigned claim, tries;
+    bool was_calling; /* an earlier claim may have sent it */
+    bool customer;
+    char phone[64], phone_hash[NT_PHONE_HASH_LEN + 1];
+    char text[MAX_TEXT];
+    char params_json[2048];
+    char error[300];
+    /* the pending Redis write, retried until it lands or the lease would run out */
+    enum { STEP_NONE, STEP_SETTLE, STEP_RESCHEDULE } step;
+    const char *step_state;
+    char step_ref[128];
+    int64_t step_delay;
+    int step_attempts;
+    struct event *retry;
+    struct task *prev, *next;
+};
+
+static void task_free(struct task *k)
+{
+    struct notifier *n = k->n;
+    if (k->prev)
+        k->prev->next = k->next;
+    else if (n->tasks == k)
+        n->tasks = k->next;
+    if (k->next) k->next->prev = k->prev;
+    if (k->retry) event_free(k->retry);
+    cw_event_free(k->env);
+    free(k);
+    n->busy--;
+    if (n->busy == MAX_BUSY - 1) claim_soon(n, 0); /* claiming had paused */
+}
+
+static void on_result_delivered(void *opaque, int error, const char *errstr)
+{
+    (void)opaque;
+    if (error) cw_warn("notifier.result_not_delivered", "error=\"%s\"", errstr);
+}
+
+/* What became of a task, for whoever follows: console, reports, the tenant's view. */
+static void publish_result(struct task *k, int status, const char *ref)
+{
+    struct notifier *n = k->n;
+    Casewire__V1__Envelope env = CASEWIRE__V1__ENVELOPE__INIT;
+    Casewire__V1__EventMeta meta;
+    Casewire__V1__NotificationResult res = CASEWIRE__V1__NOTIFICATION_RESULT__INIT;
+    struct cw_event_ids ids;
+    const cw_event_meta *tm = k->env->meta;
+    if (cw_event_meta_init(&meta, &ids, "notifier", tm->case_id, tm->site_id, tm->tenant_id,
+                           tm->event_id) != 0)
+        return;
+    res.task_id = k->id;
+    res.kind = k->t->kind;
+    res.status = status;
+    res.attempt = k->tries;
+    res.provider = (char *)nt_sms_provider_name(n->sms);
+    res.provider_ref = (char *)(ref ? ref : "");
+    res.error = k->error;
+    env.meta = &meta;
+    env.body_case = CASEWIRE__V1__ENVELOPE__BODY_NOTIFICATION_RESULT;
+    env.notification_result = &res;
+    uint8_t *buf;
+    size_t len = cw_event_pack(&env, &buf);
+    if (!len) return;
+    if (cw_producer_send(n->producer, CW_TOPIC_NOTIFY_RESULTS, tm->case_id, strlen(tm->case_id),
+                         buf, len, on_result_delivered, NULL) != CW_PRODUCE_OK)
+        cw_warn("notifier.result_not_sent", "task=%s", k->id);
+    free(buf);
+}
+
+static void step_run(struct task *k);
+
+static void on_step_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    step_run(arg);
+}
+
+static void on_step(void *arg, const redisReply *r, const char *err)
+{
+    struct task *k = arg;
+    if (k->n->closing) return;
+    const char *word = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                               r->element[0]->type == REDIS_REPLY_STRING
+                           ? r->element[0]->str
+                           : NULL;
+    if (word && (!strcmp(word, "ok") || !strcmp(word, "fenced") || !strcmp(word, "gone"))) {
+        if (strcmp(word, "ok")) {
+            cw_metric_add(k->n->m.fenced, 1);
+            cw_warn("notifier.fenced", "task=%s claim=%u reply=%s", k->id, k->claim, word);
+        }
+        task_free(k);
+        return;
+    }
+    if (++k->step_attempts >= STEP_ATTEMPTS) {
+        /* The lease runs out and another claim takes the task; "calling" tells it to check. */
+        cw_error("notifier.step_abandoned", "task=%s reason=\"%s\"", k->id,
+                 err                                 ? err
+                 : r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "bad reply");
+        task_free(k);
+        return;
+    }
+    if (!k->retry && !(k->retry = evtimer_new(k->n->base, on_step_retry, k))) {
+        task_free(k);
+        return;
+    }
+    struct timeval tv = {0, STEP_RETRY_MS * 1000};
+    evtimer_add(k->retry, &tv);
+}
+
+static void step_run(struct task *k)
+{
+    struct notifier *n = k->n;
+    int rc = k->step == STEP_SETTLE
+                 ? nt_outbox_settle(n->outbox, k->id, k->claim, k->step_state, k->tries,
+                                    k->step_ref, on_step, k)
+                 : nt_outbox_reschedule(n->outbox, k->id, k->claim, k->step_state, k->tries,
+                                        k->step_delay, on_step, k);
+    if (rc != CW_REDIS_OK) on_step(k, NULL, cw_redis_strerror(rc));
+}
+
+static void settle(struct task *k, const char *state, int status, const char *ref)
+{
+    k->step = STEP_SETTLE;
+    k->step_state = state;
+    snprintf(k->step_ref, sizeof k->step_ref, "%s", ref ? ref : "");
+    publish_result(k, status, ref);
+    step_run(k);
+}
+
+static void reschedule(struct task *k, const char *state, int status, int64_t delay_ms)
+{
+    k->step = STEP_RESCHEDULE;
+    k->step_state = state;
+    k->step_delay = delay_ms;
+    publish_result(k, status, NULL);
+    step_run(k);
+}
+
+/* Given up: the task, whole, on the dead-letter topic, and an alert. */
+static void give_up(struct task *k)
+{
+    struct notifier *n = k->n;
+    cw_metric_add(n->m.failed, 1);
+    cw_error("notifier.dead_letter", "task=%s kind=%d tries=%u reason=\"%s\"", k->id,
+             (int)k->t->kind, k->tries, k->error);
+    uint8_t *buf;
+    size_t len = cw_event_pack(k->env, &buf);
+    const char *key = k->env->meta->case_id;
+    if (len && cw_producer_send(n->producer, CW_TOPIC_NOTIFY_DLQ, key, strlen(key), buf, len,
+                                on_dlq_delivered, n) == CW_PRODUCE_OK)
+        cw_metric_add(n->m.dead, 1);
+    else
+        cw_error("notifier.dlq_not_sent", "task=%s", k->id);
+    if (len) free(buf);
+    settle(k, "failed", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED, NULL);
+}
+
+static int64_t backoff_ms(const struct cw_sms_settings *s, unsigned tries)
+{
+    int64_t ms = s->backoff_min_ms;
+    for (unsigned i = 1; i < tries && ms < s->backoff_max_ms; i++) ms *= 2;
+    if (ms > s->backoff_max_ms) ms = s->backoff_max_ms;
+    /* "full jitter" over the upper half: retries of a burst spread out, none come too soon */
+    return ms / 2 + (int64_t)(rand_u64() % (uint64_t)(ms / 2 + 1));
+}
+
+static void sms_send(struct task *k);
+
+static void sent_ok(struct task *k, const char *ref)
+{
+    struct notifier *n = k->n;
+    cw_metric_add(n->m.sent, 1);
+    int64_t late = wall_ms() - (k->t->due_ms > 0 ? k->t->due_ms : 0);
+    if (k->t->due_ms > 0 && late >= 0) cw_metric_observe(n->m.latency, (double)late / 1000.0);
+    settle(k, "sent", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_ACCEPTED, ref);
+}
+
+static void retry_or_give_up(struct task *k)
+{
+    struct notifier *n = k->n;
+    cw_metric_add(n->m.retry, 1);
+    if (k->tries >= (unsigned)n->sms_cfg->max_attempts) {
+        give_up(k);
+        return;
+    }
+    int64_t delay = backoff_ms(n->sms_cfg, k->tries);
+    cw_info("notifier.retrying", "task=%s tries=%u in_ms=%lld reason=\"%s\"", k->id, k->tries,
+            (long long)delay, k->error);
+    reschedule(k, "retrying", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING, delay);
+}
+
+/* The answer to a status check: after a send whose fate was unknown, or on a claim that
+ * found the task "calling" (a notifier died in the middle of a send). */
+static void on_status(void *arg, const struct nt_sms_result *r)
+{
+    struct task *k = arg;
+    if (k->n->closing) return;
+    switch (r->outcome) {
+    case NT_SMS_SENT: sent_ok(k, r->ref); return;
+    case NT_SMS_RETRY: /* the provider never got it: sending now is no second SMS */
+        if (k->was_calling) {
+            k->was_calling = false;
+            sms_send(k);
+        } else {
+            retry_or_give_up(k);
+        }
+        return;
+    case NT_SMS_REJECTED:
+    case NT_SMS_UNKNOWN:
+        /* Nobody can say: a second SMS to the customer is worse than a missing one. */
+        snprintf(k->error, sizeof k->error, "outcome unknown, treated as sent: %s", r->error);
+        cw_metric_add(k->n->m.unknown, 1);
+        cw_warn("notifier.treated_as_sent", "task=%s reason=\"%s\"", k->id, r->error);
+        sent_ok(k, "unknown");
+        return;
+    }
+}
+
+static void check_status(struct task *k)
+{
+    struct nt_sms_msg msg = {.id = k->id,
+                             .phone = k->phone,
+                             .text = k->text,
+                             .template_id = k->t->template_id,
+                             .params_json = k->params_json};
+    if (nt_sms_status(k->n->sms, &msg, on_status, k) != 0) {
+        struct nt_sms_result r = {.outcome = NT_SMS_UNKNOWN};
+        snprintf(r.error, sizeof r.error, "status check could not start");
+        on_status(k, &r);
+    }
+}
+
+static void on_sent(void *arg, const struct nt_sms_result *r)
+{
+    struct task *k = arg;
+    struct notifier *n = k->n;
+    if (n->closing) return;
+    k->tries++;
+    snprintf(k->error, sizeof k->error, "%s", r->error);
+    switch (r->outcome) {
+    case NT_SMS_SENT: sent_ok(k, r->ref); return;
+    case NT_SMS_RETRY: retry_or_give_up(k); return;
+    case NT_SMS_REJECTED:
+        cw_metric_add(n->m.rejected, 1);
+        give_up(k);
+        return;
+    case NT_SMS_UNKNOWN:
+        /* A timeout is not a failure: the provider may have sent it. Ask before anything. */
+        cw_metric_add(n->m.unknown, 1);
+        cw_info("notifier.send_unknown", "task=%s reason=\"%s\"", k->id, r->error);
+        check_status(k);
+        return;
+    }
+}
+
+static void sms_send(struct task *k)
+{
+    struct nt_sms_msg msg = {.id = k->id,
+                             .phone = k->phone,
+                             .text = k->text,
+                             .template_id = k->t->template_id,
+                             .params_json = k->params_json};
+    if (nt_sms_send(k->n->sms, &msg, on_sent, k) != 0) {
+        /* Too busy to start: nothing left; the lease brings it back, as "calling", which
+         * the status check then clears. Sooner: reschedule it now. */
+        snprintf(k->error, sizeof k->error, "provider client busy");
+        reschedule(k, "retrying", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING,
+                   STEP_RETRY_MS);
+    }
+}
+
+static void on_prepared(void *arg, const redisReply *r, const char *err)
+{
+    struct task *k = arg;
+    struct notifier *n = k->n;
+    if (n->closing) return;
+    const char *word = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                               r->element[0]->type == REDIS_REPLY_STRING
+                           ? r->element[0]->str
+                           : NULL;
+    if (!word) {
+        /* Nothing was recorded: the task comes back after its lease. */
+        cw_warn("notifier.prepare_failed", "task=%s reason=\"%s\"", k->id,
+                err                                 ? err
+                : r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "bad reply");
+        task_free(k);
+        return;
+    }
+    if (!strcmp(word, "go")) {
+        sms_send(k);
+    } else if (!strcmp(word, "optout")) {
+        cw_metric_add(n->m.suppressed, 1);
+        snprintf(k->error, sizeof k->error, "the number opted out");
+        settle(k, "suppressed", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_SUPPRESSED, NULL);
+    } else if (!strcmp(word, "wait") && r->elements >= 2) {
+        long long wait =
+            r->element[1]->type == REDIS_REPLY_INTEGER ? r->element[1]->integer : 60000;
+        cw_metric_add(n->m.deferred, 1);
+        snprintf(k->error, sizeof k->error, "limit per number: deferred %lld ms", wait);
+        reschedule(k, "deferred", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DEFERRED, wait);
+    } else { /* fenced, gone: another claim has it */
+        cw_metric_add(n->m.fenced, 1);
+        task_free(k);
+    }
+}
+
+/* The instant quiet hours end, when ms is inside them at the site; else 0. */
+static int64_t quiet_until(const struct notifier *n, const struct cw_site *site, int64_t ms)
+{
+    const struct cw_sms_settings *s = n->sms_cfg;
+    if (!site || s->quiet_from == s->quiet_to) return 0;
+    struct cw_local l;
+    if (cw_calendar_local(n->cal, site, ms, &l) != 0) return 0;
+    int min = l.hour * 60 + l.minute;
+    bool overnight = s->quiet_to < s->quiet_from;
+    bool quiet = overnight ? (min >= s->quiet_from || min < s->quiet_to)
+                           : (min >= s->quiet_from && min < s->quiet_to);
+    if (!quiet) return 0;
+    int date = l.yyyymmdd;
+    if (overnight && min >= s->quiet_from) { /* ends tomorrow: the date a day on */
+        struct cw_local next;
+        if (cw_calendar_local(n->cal, site, ms + (int64_t)(24 * 60 - min) * 60000 + 60000, &next))
+            return 0;
+        date = next.yyyymmdd;
+    }
+    int64_t end;
+    if (cw_calendar_instant(n->cal, site, date, s->quiet_to * 60, &end) != 0) return 0;
+    return end > ms ? end : 0;
+}
+
+/* Fills phone, text and params_json; NULL, or why the SMS cannot be sent at all. */
+static const char *sms_compose(struct task *k, const struct cw_site **site_out)
+{
+    struct notifier *n = k->n;
+    const Casewire__V1__NotificationTask *t = k->t;
+    const struct cw_site *site = cw_chain_site(n->chain, k->env->meta->site_id);
+    *site_out = site;
+    if (t->recipient && t->recipient->phone && *t->recipient->phone) {
+        snprintf(k->phone, sizeof k->phone, "%s", t->recipient->phone);
+        k->customer = true;
+    } else {
+        const struct cw_staff *st = cw_chain_staff(n->chain, t->recipient_staff_id);
+        if (!st) return "unknown staff id";
+        if (!st->phone) return "the staff member has no phone number in the chain file";
+        snprintf(k->phone, sizeof k->phone, "%s", st->phone);
+    }
+    nt_phone_hash(k->phone, k->phone_hash);
+    const char *tmpl =
+        cw_chain_template(n->chain, t->template_id, site ? site->id : NULL, t->language, NULL);
+    if (!tmpl) return "unknown template";
+    const char *keys[24], *values[24];
+    size_t np = 0;
+    json_t *params = json_object();
+    for (size_t i = 0; i < t->n_params && np < 24; i++, np++) {
+        keys[np] = t->params[i]->key;
+        values[np] = t->params[i]->value;
+        if (params) json_object_set_new(params, keys[np], json_string(values[np]));
+    }
+    char *pj = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    json_decref(params);
+    snprintf(k->params_json, sizeof k->params_json, "%s", pj ? pj : "{}");
+    free(pj);
+    /* {status_url}: the chain's link to the customer's status page, unless the task has one */
+    char link[600];
+    bool has_link = false;
+    for (size_t i = 0; i < np; i++) has_link |= !strcmp(keys[i], "status_url");
+    if (!has_link && np < 24 && n->sms_cfg->status_link &&
+        nt_sms_render(n->sms_cfg->status_link, keys, values, np, link, sizeof link, NULL, 0) >= 0) {
+        keys[np] = "status_url";
+        values[np++] = link;
+    }
+    char missing[64];
+    int chars =
+        nt_sms_render(tmpl, keys, values, np, k->text, sizeof k->text, missing, sizeof missing);
+    if (chars < 0) return "the message does not fit 4 KiB";
+    if (missing[0])
+        cw_warn("notifier.template_value_missing", "task=%s template=%s placeholder=%s", k->id,
+                t->template_id, missing);
+    if (chars > n->sms_cfg->max_chars) {
+        /* Reported, never cut: a cut message may lose the case number or the link. */
+        snprintf(k->error, sizeof k->error,
+                 "the message is %d characters, the limit is %d (sms.max_chars): shorten "
+                 "template %s",
+                 chars, n->sms_cfg->max_chars, t->template_id);
+        return k->error;
+    }
+    return NULL;
+}
+
+static void deliver_sms(struct task *k)
+{
+    struct notifier *n = k->n;
+    const struct cw_site *site;
+    const char *why = sms_compose(k, &site);
+    if (why) {
+        if (why != k->error) snprintf(k->error, sizeof k->error, "%s", why);
+        cw_metric_add(n->m.rejected, 1);
+        give_up(k);
+        return;
+    }
+    if (k->was_calling) { /* a send may have happened under an earlier claim */
+        check_status(k);
+        return;
+    }
+    int64_t until = k->customer && !k->t->emergency ? quiet_until(n, site, wall_ms()) : 0;
+    if (until) {
+        cw_metric_add(n->m.deferred, 1);
+        snprintf(k->error, sizeof k->error, "quiet hours at the site");
+        reschedule(k, "deferred", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DEFERRED,
+                   until - wall_ms());
+        return;
+    }
+    const int limits[3] = {n->sms_cfg->per_minute, n->sms_cfg->per_hour, n->sms_cfg->per_day};
+    int rc = nt_outbox_prepare(n->outbox, k->id, k->claim, k->phone_hash, k->customer, limits,
+                               on_prepared, k);
+    if (rc != CW_REDIS_OK) on_prepared(k, NULL, cw_redis_strerror(rc));
+}
+
+static void take(struct notifier *n, const struct nt_claimed *c)
+{
+    char err[200];
+    cw_envelope *env = cw_event_unpack(c->env, c->env_len, err, sizeof err);
+    struct task *k = env ? calloc(1, sizeof *k) : NULL;
+    if (!k) {
+        /* It was checked before it went in: only memory can fail here; the lease retries. */
+        cw_error("notifier.claimed_unreadable", "task=%s reason=\"%s\"", c->id,
+                 env ? "out of memory" : err);
+        cw_event_free(env);
+        return;
+    }
+    k->n = n;
+    snprintf(k->id, sizeof k->id, "%s", c->id);
+    k->env = env;
+    k->t = env->notification_task;
+    k->claim = c->claim;
+    k->tries = c->tries;
+    k->was_calling = !strcmp(c->prior, "calling");
+    k->next = n->tasks;
+    if (n->tasks) n->tasks->prev = k;
+    n->tasks = k;
+    n->busy++;
+    if (k->t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_SMS) {
+        deliver_sms(k);
+    } else {
+        snprintf(k->error, sizeof k->error, "kind %d is not delivered by this notifier",
+                 (int)k->t->kind);
+        give_up(k);
+    }
+}
+
+static void on_claimed(void *arg, const redisReply *r, const char *err)
+{
+    struct notifier *n = arg;
+    n->claiming = false;
+    if (n->closing) return;
+    struct nt_claimed got[CLAIM_BATCH];
+    int64_t now = 0, next = -1;
+    int k = r && !err ? nt_outbox_claim_reply(r, got, CLAIM_BATCH, &now, &next) : -1;
+    if (k < 0) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            cw_warn("notifier.claim_failed", "reply=\"%s\"", r->str);
+        claim_soon(n, IDLE_CLAIM_MS / 4);
+        return;
+    }
+    for (int i = 0; i < k; i++) take(n, &got[i]);
+    if (k == CLAIM_BATCH)
+        claim_soon(n, 0);
+    else
+        claim_soon(n, next < 0 ? IDLE_CLAIM_MS : next - now);
+}
+
+static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct notifier *n = arg;
+    if (n->closing || n->claiming) return;
+    if (n->busy >= MAX_BUSY) return; /* task_free() claims again when there is room */
+    if (!cw_redis_is_ready(n->redis)) {
+        claim_soon(n, IDLE_CLAIM_MS / 4);
+        return;
+    }
+    size_t room = MAX_BUSY - n->busy;
+    unsigned max = room < CLAIM_BATCH ? (unsigned)room : CLAIM_BATCH;
+    cw_metric_add(n->m.claims, 1);
+    n->claiming = true;
+    int rc = nt_outbox_claim(n->outbox, n->lease_ms, max, on_claimed, n);
+    if (rc != CW_REDIS_OK) {
+        n->claiming = false;
+        claim_soon(n, IDLE_CLAIM_MS / 4);
+    }
+}
+
+/* ------------------------------------------------------------------ set-up ---- */
+
+static double busy_now(void *arg) { return (double)((struct notifier *)arg)->busy; }
+
+static void metrics(struct notifier *n, cw_metrics *m)
+{
+    const char *h = "SMS outcomes: sent (accepted by the provider), retry, rejected (for good), "
+                    "unknown (timeout: checked, not resent), deferred (quiet hours, limits per "
+                    "number), suppressed (opted out), failed (dead-lettered)";
+#define SMS(field, outcome)                                                                        \
+    n->m.field = cw_metrics_counter(m, "casewire_notifier_sms_total", h, "outcome", outcome, NULL)
+    SMS(sent, "sent");
+    SMS(retry, "retry");
+    SMS(rejected, "rejected");
+    SMS(unknown, "unknown");
+    SMS(deferred, "deferred");
+    SMS(suppressed, "suppressed");
+    SMS(failed, "failed");
+#undef SMS
+    n->m.added = cw_metrics_counter(m, "casewire_notifier_tasks_total",
+                                    "Tasks taken into the outbox", "kind", "delivery", NULL);
+    n->m.staff = cw_metrics_counter(m, "casewire_notifier_tasks_total",
+                                    "Tasks taken into the outbox", "kind", "staff_inbox", NULL);
+    n->m.duplicates = cw_metrics_counter(m, "casewire_notifier_duplicates_total",
+                                         "Tasks seen again (redelivery): no effect", NULL);
+    n->m.bad = cw_metrics_counter(m, "casewire_notifier_refused_total",
+                                  "Records that are not a deliverable task (dead-lettered)", NULL);
+    n->m.dead =
+        cw_metrics_counter(m, "casewire_notifier_dead_letters_total",
+                           "Tasks put on casewire.notify-dlq.v1: alert on any increase", NULL);
+    n->m.claims =
+        cw_metrics_counter(m, "casewire_notifier_claims_total", "Claim scripts run", NULL);
+    n->m.fenced = cw_metrics_counter(m, "casewire_notifier_fenced_total",
+                                     "Writes refused because another claim holds the task", NULL);
+    n->m.latency =
+        cw_metrics_histogram(m, "casewire_notifier_task_to_provider_seconds",
+                             "From a task's due time to the provider accepting it",
+                             cw_metrics_latency_buckets, cw_metrics_latency_buckets_count, NULL);
+    cw_metrics_gauge_fn(m, "casewire_notifier_busy", "Claimed tasks being delivered", busy_now, n,
+                        NULL);
+}
+
+static int setup(struct notifier *n, cw_service *svc)
+{
+    char err[512];
+    n->base = cw_service_base(svc);
+    n->chain = cw_service_chain(svc);
+    n->sms_cfg = cw_chain_sms(n->chain);
+    n->redis = cw_service_redis(svc);
+    n->producer = cw_service_producer(svc);
+    /* Long enough for a send and its status check, so a live notifier keeps its tasks. */
+    n->lease_ms = 2 * n->sms_cfg->timeout_ms + 10000;
+    if (!(n->cal = cw_calendar_new(n->chain, err, sizeof err))) {
+        cw_error("notifier.calendar_failed", "reason=\"%s\"", err);
+        return -1;
+    }
+    if (!(n->outbox = nt_outbox_new(n->redis)) ||
+        !(n->http = nt_http_new(n->base, MAX_BUSY, err, sizeof err))) {
+        cw_error("notifier.setup_failed", "reason=\"%s\"", n->outbox ? err : "out of memory");
+        return -1;
+    }
+    if (!(n->sms = nt_sms_new(n->sms_cfg, n->chain, n->http, n->base, err, sizeof err))) {
+        cw_error("notifier.sms_provider_failed", "reason=\"%s\"", err);
+        return -1;
+    }
+    if (!(n->claim_timer = evtimer_new(n->base, on_claim_timer, n))) return -1;
+    metrics(n, cw_service_metrics(svc));
+    claim_soon(n, 0);
+    const struct cw_sms_settings *s = n->sms_cfg;
+    cw_info("notifier.ready",
+            "sms_provider=%s max_attempts=%d per_minute=%d per_hour=%d per_day=%d "
+            "quiet=%02d:%02d-%02d:%02d lease_ms=%lld",
+            nt_sms_provider_name(n->sms), s->max_attempts, s->per_minute, s->per_hour, s->per_day,
+            s->quiet_from / 60, s->quiet_from % 60, s->quiet_to / 60, s->quiet_to % 60,
+            (long long)n->lease_ms);
+    const char *topics[] = {CW_TOPIC_NOTIFY};
+    return cw_service_consume(svc, topics, 1, on_task_record, n);
+}
 
 static const struct cw_service_def def = {
     .name = "notifier",
@@ -15,4 +857,34 @@ static const struct cw_service_def def = {
     .needs = CW_NEEDS_CHAIN | CW_NEEDS_REDIS | CW_NEEDS_PRODUCER,
 };
 
-int main(int argc, char **argv) { return cw_service_main(&def, argc, argv); }
+int main(int argc, char **argv)
+{
+    int exit_code = 0;
+    cw_service *svc = cw_service_new(&def, argc, argv, &exit_code);
+    if (!svc) return exit_code;
+    struct notifier n = {0};
+    exit_code = setup(&n, svc) == 0 ? cw_service_run(svc) : 1;
+
+    /* Parked: records not in the outbox are redelivered after a restart; claimed tasks are
+     * claimed again after their lease, those "calling" checked with the provider first. */
+    n.closing = true;
+    if (n.claim_timer) event_free(n.claim_timer);
+    for (struct add *a = n.adds; a; a = a->next)
+        if (a->retry) {
+            event_free(a->retry);
+            a->retry = NULL;
+        }
+    for (struct task *k = n.tasks; k; k = k->next)
+        if (k->retry) {
+            event_free(k->retry);
+            k->retry = NULL;
+        }
+    nt_http_free(n.http); /* its callbacks see closing and return */
+    cw_service_free(svc); /* fails Redis calls in flight: their callbacks return at once */
+    while (n.adds) add_done(n.adds);
+    while (n.tasks) task_free(n.tasks);
+    nt_sms_free(n.sms);
+    nt_outbox_free(n.outbox);
+    cw_calendar_free(n.cal);
+    return exit_code;
+}
