@@ -280,8 +280,8 @@ struct cw_webhook_settings {
     int64_t backoff_min_ms; /* default 5 s */
     int64_t backoff_max_ms; /* default 1 h */
     /* Address kinds a webhook may reach besides public ones ("loopback", "private",
-     * "link_local", "metadata", "cgnat", "unspecified", "multicast", "reserved"): for tests
-     * and closed networks only; empty by default. */
+     * "link_local", "metadata", "cgnat", "unspecified", "multicast", "broadcast", "reserved",
+     * "documentation"): for tests and closed networks only; empty by default. */
     const char *const *allow_addresses;
     size_t nallow_addresses;
 };

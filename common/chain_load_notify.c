@@ -123,8 +123,12 @@ static void ld_sms_aliyun(struct cw_ld *ld, const struct cw_ynode *root, struct 
             const char *id = codes->pairs[i].key->str;
             size_t km = ld_push_key(ld, id);
             const char *code = ld_scalar(ld, codes->pairs[i].value, LIM_ID);
+            char kbuf[2 * LIM_ID + 8];
+            const char *key = cw_chain_template_key(&ld->c->arena, id, NULL, kbuf, sizeof kbuf);
+            if (!key || !cw_strmap_get(&ld->c->by_template, key))
+                ld_error(ld, codes->pairs[i].key, "no SMS template \"%s\" (see sms_templates)", id);
             /* the YAML tree goes when loading ends: the id is copied like every value */
-            if (code)
+            else if (code)
                 out[s->naliyun_templates++] =
                     (struct cw_sms_template_code){cw_arena_strdup(&ld->c->arena, id), code};
             ld_pop(ld, km);
@@ -161,7 +165,7 @@ void ld_sms(struct cw_ld *ld, const struct cw_ynode *root)
         .aliyun_endpoint = "https://dysmsapi.aliyuncs.com/",
         .aliyun_region = "cn-hangzhou",
         .timeout_ms = 5 * SEC,
-        .max_attempts = 6,
+        .max_attempts = 10,
         .backoff_min_ms = 2 * SEC,
         .backoff_max_ms = HOUR / 6,
         .max_chars = 500,
@@ -217,8 +221,10 @@ void ld_sms(struct cw_ld *ld, const struct cw_ynode *root)
 
 /* ---- webhooks ---- */
 
-static const char *const address_kinds[] = {"loopback", "private",     "link_local", "metadata",
-                                            "cgnat",    "unspecified", "multicast",  "reserved"};
+/* The webhook guard's kinds (services/notifier/webhook.h), as the chain writes them. */
+static const char *const address_kinds[] = {"loopback", "private",      "link_local", "metadata",
+                                            "cgnat",    "unspecified",  "multicast",  "broadcast",
+                                            "reserved", "documentation"};
 
 void ld_webhooks(struct cw_ld *ld, const struct cw_ynode *root)
 {
@@ -252,7 +258,7 @@ void ld_webhooks(struct cw_ld *ld, const struct cw_ynode *root)
         if (name && k == nkinds)
             ld_error(ld, list->items[i],
                      "unknown address kind \"%s\" (loopback, private, link_local, metadata, "
-                     "cgnat, unspecified, multicast, reserved)",
+                     "cgnat, unspecified, multicast, broadcast, reserved, documentation)",
                      name);
         else if (name)
             names[w->nallow_addresses++] = name;

@@ -24,6 +24,7 @@ packages=(
   jq                               # the tests read JSON answers and decoded events
   prometheus                       # promtool: the tests check /metrics with `promtool check metrics`
   faketime                         # the deadline tests run a worker whose clock is an hour off
+  openssl                          # the notifier tests check webhook signatures with `openssl dgst`
 )
 
 missing=()

@@ -99,10 +99,13 @@ static void finish(struct req *r, CURLcode rc)
     struct nt_http_response resp = {.body = r->reply ? r->reply : "", .body_len = r->reply_len};
     resp.outcome = outcome_of(rc, r);
     long status = 0, sent = 0;
-    double total = 0;
+    double total = 0, pretransfer = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    /* Bytes of request headers written: 0 means the server cannot have seen the request. */
+    /* Bytes of request written, or the transfer got as far as starting: either way the
+     * server may have seen the request. Only when neither is it certainly not sent. */
     curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent);
+    curl_easy_getinfo(r->easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
+    if (pretransfer > 0) sent = 1;
     curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &total);
     resp.status = resp.outcome == NT_HTTP_DONE ? status : 0;
     resp.sent = sent > 0;
@@ -156,7 +159,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     struct sock *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            event_free(s->ev);
+            if (s->ev) event_free(s->ev);
             free(s);
         }
         curl_multi_assign(h->multi, fd, NULL);
@@ -175,7 +178,8 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
                          (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
     s->ev = event_new(h->base, fd, kind, on_socket_ready, s);
-    if (!s->ev || event_add(s->ev, NULL) != 0) return -1;
+    if (!s->ev) return -1; /* libcurl fails the transfer; REMOVE still comes for s */
+    if (event_add(s->ev, NULL) != 0) return -1;
     return 0;
 }
 

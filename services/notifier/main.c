@@ -27,12 +27,14 @@
 
 #include "calendar.h"
 #include "event.h"
+#include "hooks.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "redis.h"
 #include "service.h"
+#include "shutdown.h"
 #include "sms.h"
 
 #define CLAIM_BATCH 256
@@ -52,6 +54,8 @@ struct notifier {
     struct event_base *base;
     const cw_chain *chain;
     const struct cw_sms_settings *sms_cfg;
+    const struct cw_webhook_settings *hook_cfg;
+    unsigned hook_allow; /* address kinds webhooks may reach besides public ones */
     cw_calendar *cal;
     cw_redis *redis;
     cw_producer *producer;
@@ -60,13 +64,14 @@ struct notifier {
     nt_sms *sms;
     int64_t lease_ms;
     struct event *claim_timer;
-    bool claiming, closing;
+    bool claiming, stopping, closing;
     size_t busy;
     struct add *adds;
     struct task *tasks;
     struct {
         cw_metric *added, *duplicates, *bad, *claims, *sent, *retry, *rejected, *unknown, *deferred,
-            *suppressed, *failed, *fenced, *dead, *latency, *staff;
+            *suppressed, *failed, *fenced, *dead, *latency, *staff, *hook_sent, *hook_retry,
+            *hook_failed;
     } m;
 };
 
@@ -86,7 +91,7 @@ static int64_t wall_ms(void)
 
 static void claim_soon(struct notifier *n, int64_t delay_ms)
 {
-    if (n->closing) return;
+    if (n->closing || n->stopping) return;
     if (delay_ms < 0) delay_ms = 0;
     if (delay_ms > IDLE_CLAIM_MS) delay_ms = IDLE_CLAIM_MS;
     struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
@@ -109,11 +114,13 @@ struct add {
     cw_kmsg *msg;
     cw_envelope *env;
     int attempts;
+    bool refused; /* not a deliverable task: on its way to the dead-letter topic */
     struct event *retry;
     struct add *prev, *next;
 };
 
 static void add_step(struct add *a);
+static void refused_send(struct add *a);
 
 static void add_free(struct add *a)
 {
@@ -137,7 +144,11 @@ static void add_done(struct add *a)
 static void on_add_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    add_step(arg);
+    struct add *a = arg;
+    if (a->refused)
+        refused_send(a);
+    else
+        add_step(a);
 }
 
 static void add_later(struct add *a, const char *why)
@@ -146,8 +157,9 @@ static void add_later(struct add *a, const char *why)
     if (ms > ADD_RETRY_MAX_MS) ms = ADD_RETRY_MAX_MS;
     a->attempts++;
     if (a->attempts == 5 || a->attempts % 50 == 0)
-        cw_warn("notifier.add_retrying", "task=%s attempts=%d reason=\"%s\"",
-                a->env->notification_task->task_id, a->attempts, why);
+        cw_warn("notifier.add_retrying", "partition=%d offset=%lld attempts=%d reason=\"%s\"",
+                (int)cw_kmsg_partition(a->msg), (long long)cw_kmsg_offset(a->msg), a->attempts,
+                why);
     if (!a->retry && !(a->retry = evtimer_new(a->n->base, on_add_retry, a))) {
         cw_error("notifier.out_of_memory", "where=add_retry");
         return; /* the record stays undone: redelivered after a restart */
@@ -205,14 +217,21 @@ static const char *task_problem(const cw_envelope *env)
     const Casewire__V1__NotificationTask *t = env->notification_task;
     if (!t->task_id || !*t->task_id) return "no task_id";
     if (strlen(t->task_id) > MAX_TASK_ID) return "task_id longer than 160 bytes";
+    /* ids end up in Redis state strings, file lines and URLs: printable ASCII without
+     * separators or quotes */
     for (const char *p = t->task_id; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == '|') return "task_id has spaces or '|'";
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("|\"\\", *p))
+            return "task_id has spaces, quotes, '|' or non-ASCII bytes";
     switch (t->kind) {
     case CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_SMS:
         if (!t->template_id || !*t->template_id) return "an SMS without template_id";
         if (!(t->recipient && t->recipient->phone && *t->recipient->phone) &&
             !(t->recipient_staff_id && *t->recipient_staff_id))
             return "an SMS without a recipient";
+        return NULL;
+    case CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_WEBHOOK:
+        if (!env->meta->tenant_id || !*env->meta->tenant_id) return "a webhook without a tenant";
+        if (!t->webhook_body.len) return "a webhook without a body";
         return NULL;
     case CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_STAFF_TASK:
         if (!t->recipient_staff_id || !*t->recipient_staff_id || strlen(t->recipient_staff_id) > 64)
@@ -222,53 +241,98 @@ static const char *task_problem(const cw_envelope *env)
     }
 }
 
-static void on_dlq_delivered(void *opaque, int error, const char *errstr)
+/* A record that is not a deliverable task goes, as it came, to the dead-letter topic; its
+ * offset is committed only once Kafka has it there (an add with `refused` set). */
+
+static void on_refused_delivered(void *opaque, int error, const char *errstr)
 {
-    struct notifier *n = opaque;
-    if (error) cw_error("notifier.dlq_not_delivered", "error=\"%s\"", errstr);
-    (void)n;
+    struct add *a = opaque;
+    struct notifier *n = a->n;
+    if (n->closing) return; /* not done: the record comes back after the restart */
+    if (!error) {
+        cw_metric_add(n->m.dead, 1);
+        add_done(a);
+        return;
+    }
+    cw_error("notifier.dlq_not_delivered", "partition=%d offset=%lld error=\"%s\"",
+             (int)cw_kmsg_partition(a->msg), (long long)cw_kmsg_offset(a->msg), errstr);
+    add_later(a, errstr);
 }
 
-/* The record as it came (also when it does not decode) to the dead-letter topic. */
-static int dead_letter_raw(struct notifier *n, const cw_kmsg *m)
+static void refused_send(struct add *a)
 {
+    struct notifier *n = a->n;
     size_t len = 0, klen = 0;
+    const void *v = cw_kmsg_value(a->msg, &len);
+    const void *k = cw_kmsg_key(a->msg, &klen);
+    if (!v) { /* a tombstone: nothing to keep */
+        add_done(a);
+        return;
+    }
+    if (cw_producer_send(n->producer, CW_TOPIC_NOTIFY_DLQ, k, klen, v, len, on_refused_delivered,
+                         a) != CW_PRODUCE_OK)
+        add_later(a, "the producer refused the dead letter");
+}
+
+/* A case event: the webhook task for the case's tenant, if it has a webhook. */
+static void on_case_record(struct notifier *n, cw_kmsg *m)
+{
+    size_t len = 0;
     const void *v = cw_kmsg_value(m, &len);
-    const void *k = cw_kmsg_key(m, &klen);
-    if (!v) return 0; /* a tombstone carries nothing to deliver */
-    int rc =
-        cw_producer_send(n->producer, CW_TOPIC_NOTIFY_DLQ, k, klen, v, len, on_dlq_delivered, n);
-    return rc == CW_PRODUCE_OK ? 0 : -1;
+    char err[200];
+    cw_envelope *rec = v ? cw_event_unpack(v, len, err, sizeof err) : NULL;
+    const char *why = NULL;
+    cw_envelope *task = rec ? nt_hook_task(n->chain, rec, &why) : NULL;
+    if (why)
+        cw_warn("notifier.webhook_skipped", "case=%s event=%s reason=\"%s\"", rec->meta->case_id,
+                rec->meta->event_id, why);
+    cw_event_free(rec);
+    if (!task) { /* nothing for a tenant (undecodable records are the router's to refuse) */
+        cw_kmsg_done(m);
+        return;
+    }
+    struct add *a = calloc(1, sizeof *a);
+    if (!a) {
+        cw_error("notifier.out_of_memory", "where=webhook");
+        cw_event_free(task);
+        return; /* not done: redelivered after a restart */
+    }
+    *a = (struct add){.n = n, .msg = m, .env = task, .next = n->adds};
+    if (n->adds) n->adds->prev = a;
+    n->adds = a;
+    add_step(a);
 }
 
 static void on_task_record(void *arg, cw_kmsg *m)
 {
     struct notifier *n = arg;
+    if (!strcmp(cw_kmsg_topic(m), CW_TOPIC_CASES)) {
+        on_case_record(n, m);
+        return;
+    }
     size_t len = 0;
     const void *v = cw_kmsg_value(m, &len);
     char err[200] = "empty record";
     cw_envelope *env = v ? cw_event_unpack(v, len, err, sizeof err) : NULL;
     const char *problem = env ? task_problem(env) : err;
-    if (problem) {
-        /* Tasks we cannot deliver are kept whole on the dead-letter topic, never dropped. */
-        cw_warn("notifier.task_refused", "partition=%d offset=%lld reason=\"%s\"",
-                (int)cw_kmsg_partition(m), (long long)cw_kmsg_offset(m), problem);
-        cw_metric_add(n->m.bad, 1);
-        if (dead_letter_raw(n, m) == 0) cw_metric_add(n->m.dead, 1);
-        cw_event_free(env);
-        cw_kmsg_done(m);
-        return;
-    }
     struct add *a = calloc(1, sizeof *a);
     if (!a) {
         cw_error("notifier.out_of_memory", "where=add");
         cw_event_free(env);
         return; /* not done: redelivered after a restart */
     }
-    *a = (struct add){.n = n, .msg = m, .env = env, .next = n->adds};
+    *a = (struct add){.n = n, .msg = m, .env = env, .refused = problem != NULL, .next = n->adds};
     if (n->adds) n->adds->prev = a;
     n->adds = a;
-    add_step(a);
+    if (problem) {
+        /* Tasks we cannot deliver are kept whole on the dead-letter topic, never dropped. */
+        cw_warn("notifier.task_refused", "partition=%d offset=%lld reason=\"%s\"",
+                (int)cw_kmsg_partition(m), (long long)cw_kmsg_offset(m), problem);
+        cw_metric_add(n->m.bad, 1);
+        refused_send(a);
+    } else {
+        add_step(a);
+    }
 }
 
 /* -------------------------------------------------------------- delivering ---- */
@@ -279,18 +343,23 @@ struct task {
     cw_envelope *env;
     const Casewire__V1__NotificationTask *t;
     unsigned claim, tries;
-    bool was_calling; /* an earlier claim may have sent it */
+    unsigned max_attempts; /* by kind: sms.* or webhooks.* of the chain */
+    int64_t backoff_min_ms, backoff_max_ms;
+    bool was_calling; /* an earlier claim may have sent it: ask the provider first */
     bool customer;
+    const struct cw_site *site;
     char phone[64], phone_hash[NT_PHONE_HASH_LEN + 1];
     char text[MAX_TEXT];
     char params_json[2048];
     char error[300];
-    /* the pending Redis write, retried until it lands or the lease would run out */
+    /* the pending Redis write, retried until it lands or the lease would run out, and the
+     * result published once it landed */
     enum { STEP_NONE, STEP_SETTLE, STEP_RESCHEDULE } step;
     const char *step_state;
     char step_ref[128];
     int64_t step_delay;
     int step_attempts;
+    int result_status;
     struct event *retry;
     struct task *prev, *next;
 };
@@ -316,8 +385,9 @@ static void on_result_delivered(void *opaque, int error, const char *errstr)
     if (error) cw_warn("notifier.result_not_delivered", "error=\"%s\"", errstr);
 }
 
-/* What became of a task, for whoever follows: console, reports, the tenant's view. */
-static void publish_result(struct task *k, int status, const char *ref)
+/* What became of a task, for whoever follows: console, reports, the tenant's view. Sent once
+ * the outbox recorded it, so a fenced worker publishes nothing. */
+static void publish_result(struct task *k)
 {
     struct notifier *n = k->n;
     Casewire__V1__Envelope env = CASEWIRE__V1__ENVELOPE__INIT;
@@ -330,10 +400,10 @@ static void publish_result(struct task *k, int status, const char *ref)
         return;
     res.task_id = k->id;
     res.kind = k->t->kind;
-    res.status = status;
+    res.status = k->result_status;
     res.attempt = k->tries;
     res.provider = (char *)nt_sms_provider_name(n->sms);
-    res.provider_ref = (char *)(ref ? ref : "");
+    res.provider_ref = k->step == STEP_SETTLE ? k->step_ref : "";
     res.error = k->error;
     env.meta = &meta;
     env.body_case = CASEWIRE__V1__ENVELOPE__BODY_NOTIFICATION_RESULT;
@@ -355,24 +425,33 @@ static void on_step_retry(evutil_socket_t fd, short what, void *arg)
     step_run(arg);
 }
 
+static const char *reply_word(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                   r->element[0]->type == REDIS_REPLY_STRING
+               ? r->element[0]->str
+               : NULL;
+}
+
 static void on_step(void *arg, const redisReply *r, const char *err)
 {
     struct task *k = arg;
     if (k->n->closing) return;
-    const char *word = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                               r->element[0]->type == REDIS_REPLY_STRING
-                           ? r->element[0]->str
-                           : NULL;
-    if (word && (!strcmp(word, "ok") || !strcmp(word, "fenced") || !strcmp(word, "gone"))) {
-        if (strcmp(word, "ok")) {
-            cw_metric_add(k->n->m.fenced, 1);
-            cw_warn("notifier.fenced", "task=%s claim=%u reply=%s", k->id, k->claim, word);
-        }
+    const char *word = reply_word(r);
+    if (word && !strcmp(word, "ok")) {
+        publish_result(k);
+        task_free(k);
+        return;
+    }
+    if (word && (!strcmp(word, "fenced") || !strcmp(word, "gone"))) {
+        cw_metric_add(k->n->m.fenced, 1);
+        cw_warn("notifier.fenced", "task=%s claim=%u reply=%s", k->id, k->claim, word);
         task_free(k);
         return;
     }
     if (++k->step_attempts >= STEP_ATTEMPTS) {
-        /* The lease runs out and another claim takes the task; "calling" tells it to check. */
+        /* The lease runs out and another claim takes the task; if it was "calling", that
+         * claim asks the provider before anything. */
         cw_error("notifier.step_abandoned", "task=%s reason=\"%s\"", k->id,
                  err                                 ? err
                  : r && r->type == REDIS_REPLY_ERROR ? r->str
@@ -403,8 +482,8 @@ static void settle(struct task *k, const char *state, int status, const char *re
 {
     k->step = STEP_SETTLE;
     k->step_state = state;
+    k->result_status = status;
     snprintf(k->step_ref, sizeof k->step_ref, "%s", ref ? ref : "");
-    publish_result(k, status, ref);
     step_run(k);
 }
 
@@ -412,12 +491,28 @@ static void reschedule(struct task *k, const char *state, int status, int64_t de
 {
     k->step = STEP_RESCHEDULE;
     k->step_state = state;
+    k->result_status = status;
     k->step_delay = delay_ms;
-    publish_result(k, status, NULL);
     step_run(k);
 }
 
-/* Given up: the task, whole, on the dead-letter topic, and an alert. */
+/* The task is on the dead-letter topic (or could not be put there). */
+static void on_task_dead_lettered(void *opaque, int error, const char *errstr)
+{
+    struct task *k = opaque;
+    struct notifier *n = k->n;
+    if (n->closing) return;
+    if (error) {
+        /* Not settled: the lease brings it back and it gives up again. */
+        cw_error("notifier.dlq_not_delivered", "task=%s error=\"%s\"", k->id, errstr);
+        task_free(k);
+        return;
+    }
+    cw_metric_add(n->m.dead, 1);
+    settle(k, "failed", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED, NULL);
+}
+
+/* Given up: the task, whole, on the dead-letter topic, an alert, then settled as failed. */
 static void give_up(struct task *k)
 {
     struct notifier *n = k->n;
@@ -427,88 +522,49 @@ static void give_up(struct task *k)
     uint8_t *buf;
     size_t len = cw_event_pack(k->env, &buf);
     const char *key = k->env->meta->case_id;
-    if (len && cw_producer_send(n->producer, CW_TOPIC_NOTIFY_DLQ, key, strlen(key), buf, len,
-                                on_dlq_delivered, n) == CW_PRODUCE_OK)
-        cw_metric_add(n->m.dead, 1);
-    else
-        cw_error("notifier.dlq_not_sent", "task=%s", k->id);
+    int rc = len ? cw_producer_send(n->producer, CW_TOPIC_NOTIFY_DLQ, key, strlen(key), buf, len,
+                                    on_task_dead_lettered, k)
+                 : CW_PRODUCE_FAILED;
     if (len) free(buf);
-    settle(k, "failed", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED, NULL);
+    if (rc != CW_PRODUCE_OK) on_task_dead_lettered(k, -1, "the producer refused it");
 }
 
-static int64_t backoff_ms(const struct cw_sms_settings *s, unsigned tries)
+/* The retry after tries attempts: doubling from retry_after up to retry_max; a provider's rate
+ * limit waits retry_max. Each drawn from the upper half, so a burst of failures does not come
+ * back as a burst. */
+static int64_t backoff_ms(const struct task *k, bool throttled)
 {
-    int64_t ms = s->backoff_min_ms;
-    for (unsigned i = 1; i < tries && ms < s->backoff_max_ms; i++) ms *= 2;
-    if (ms > s->backoff_max_ms) ms = s->backoff_max_ms;
-    /* "full jitter" over the upper half: retries of a burst spread out, none come too soon */
+    int64_t ms = k->backoff_min_ms;
+    for (unsigned i = 1; i < k->tries && ms < k->backoff_max_ms; i++) ms *= 2;
+    if (ms > k->backoff_max_ms || throttled) ms = k->backoff_max_ms;
     return ms / 2 + (int64_t)(rand_u64() % (uint64_t)(ms / 2 + 1));
 }
-
-static void sms_send(struct task *k);
 
 static void sent_ok(struct task *k, const char *ref)
 {
     struct notifier *n = k->n;
     cw_metric_add(n->m.sent, 1);
-    int64_t late = wall_ms() - (k->t->due_ms > 0 ? k->t->due_ms : 0);
+    int64_t late = wall_ms() - k->t->due_ms;
     if (k->t->due_ms > 0 && late >= 0) cw_metric_observe(n->m.latency, (double)late / 1000.0);
     settle(k, "sent", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_ACCEPTED, ref);
 }
 
-static void retry_or_give_up(struct task *k)
+/* An attempt that certainly did not reach the phone (tries already counts it). */
+static void not_sent(struct task *k, bool throttled)
 {
     struct notifier *n = k->n;
-    cw_metric_add(n->m.retry, 1);
-    if (k->tries >= (unsigned)n->sms_cfg->max_attempts) {
+    if (k->tries >= k->max_attempts) {
         give_up(k);
         return;
     }
-    int64_t delay = backoff_ms(n->sms_cfg, k->tries);
+    cw_metric_add(k->t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_WEBHOOK
+                      ? n->m.hook_retry
+                      : n->m.retry,
+                  1);
+    int64_t delay = backoff_ms(k, throttled);
     cw_info("notifier.retrying", "task=%s tries=%u in_ms=%lld reason=\"%s\"", k->id, k->tries,
             (long long)delay, k->error);
     reschedule(k, "retrying", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING, delay);
-}
-
-/* The answer to a status check: after a send whose fate was unknown, or on a claim that
- * found the task "calling" (a notifier died in the middle of a send). */
-static void on_status(void *arg, const struct nt_sms_result *r)
-{
-    struct task *k = arg;
-    if (k->n->closing) return;
-    switch (r->outcome) {
-    case NT_SMS_SENT: sent_ok(k, r->ref); return;
-    case NT_SMS_RETRY: /* the provider never got it: sending now is no second SMS */
-        if (k->was_calling) {
-            k->was_calling = false;
-            sms_send(k);
-        } else {
-            retry_or_give_up(k);
-        }
-        return;
-    case NT_SMS_REJECTED:
-    case NT_SMS_UNKNOWN:
-        /* Nobody can say: a second SMS to the customer is worse than a missing one. */
-        snprintf(k->error, sizeof k->error, "outcome unknown, treated as sent: %s", r->error);
-        cw_metric_add(k->n->m.unknown, 1);
-        cw_warn("notifier.treated_as_sent", "task=%s reason=\"%s\"", k->id, r->error);
-        sent_ok(k, "unknown");
-        return;
-    }
-}
-
-static void check_status(struct task *k)
-{
-    struct nt_sms_msg msg = {.id = k->id,
-                             .phone = k->phone,
-                             .text = k->text,
-                             .template_id = k->t->template_id,
-                             .params_json = k->params_json};
-    if (nt_sms_status(k->n->sms, &msg, on_status, k) != 0) {
-        struct nt_sms_result r = {.outcome = NT_SMS_UNKNOWN};
-        snprintf(r.error, sizeof r.error, "status check could not start");
-        on_status(k, &r);
-    }
 }
 
 static void on_sent(void *arg, const struct nt_sms_result *r)
@@ -520,16 +576,19 @@ static void on_sent(void *arg, const struct nt_sms_result *r)
     snprintf(k->error, sizeof k->error, "%s", r->error);
     switch (r->outcome) {
     case NT_SMS_SENT: sent_ok(k, r->ref); return;
-    case NT_SMS_RETRY: retry_or_give_up(k); return;
+    case NT_SMS_RETRY: not_sent(k, r->throttled); return;
     case NT_SMS_REJECTED:
         cw_metric_add(n->m.rejected, 1);
         give_up(k);
         return;
     case NT_SMS_UNKNOWN:
-        /* A timeout is not a failure: the provider may have sent it. Ask before anything. */
+        /* A timeout is not a failure: the provider may have sent it. The task stays
+         * "calling" and the provider is asked after the backoff (not at once: it may still be
+         * working on the request), by whichever notifier claims it then. */
         cw_metric_add(n->m.unknown, 1);
         cw_info("notifier.send_unknown", "task=%s reason=\"%s\"", k->id, r->error);
-        check_status(k);
+        reschedule(k, "calling", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING,
+                   backoff_ms(k, false));
         return;
     }
 }
@@ -542,11 +601,11 @@ static void sms_send(struct task *k)
                              .template_id = k->t->template_id,
                              .params_json = k->params_json};
     if (nt_sms_send(k->n->sms, &msg, on_sent, k) != 0) {
-        /* Too busy to start: nothing left; the lease brings it back, as "calling", which
-         * the status check then clears. Sooner: reschedule it now. */
-        snprintf(k->error, sizeof k->error, "provider client busy");
-        reschedule(k, "retrying", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING,
-                   STEP_RETRY_MS);
+        /* Nothing went out; counted as an attempt, so a task that can never start (a param
+         * that is not UTF-8) ends on the dead-letter topic instead of looping. */
+        k->tries++;
+        snprintf(k->error, sizeof k->error, "the send could not start");
+        not_sent(k, false);
     }
 }
 
@@ -555,12 +614,10 @@ static void on_prepared(void *arg, const redisReply *r, const char *err)
     struct task *k = arg;
     struct notifier *n = k->n;
     if (n->closing) return;
-    const char *word = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                               r->element[0]->type == REDIS_REPLY_STRING
-                           ? r->element[0]->str
-                           : NULL;
+    const char *word = reply_word(r);
     if (!word) {
-        /* Nothing was recorded: the task comes back after its lease. */
+        /* Left to the lease. Had the script run after all (a timeout), the task is "calling"
+         * and the next claim asks the provider, who has nothing: then it is sent. */
         cw_warn("notifier.prepare_failed", "task=%s reason=\"%s\"", k->id,
                 err                                 ? err
                 : r && r->type == REDIS_REPLY_ERROR ? r->str
@@ -610,13 +667,72 @@ static int64_t quiet_until(const struct notifier *n, const struct cw_site *site,
     return end > ms ? end : 0;
 }
 
+/* Quiet hours, then the opt-out list and the limits per number, then the send. Limits and
+ * opt-out are the customer's: staff must get their escalations (raise their numbers' limits
+ * with the provider). */
+static void proceed(struct task *k)
+{
+    struct notifier *n = k->n;
+    int64_t until = k->customer && !k->t->emergency ? quiet_until(n, k->site, wall_ms()) : 0;
+    if (until) {
+        cw_metric_add(n->m.deferred, 1);
+        snprintf(k->error, sizeof k->error, "quiet hours at the site");
+        reschedule(k, "deferred", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DEFERRED,
+                   until - wall_ms());
+        return;
+    }
+    const struct cw_sms_settings *s = n->sms_cfg;
+    const int none[3] = {0, 0, 0}, customer[3] = {s->per_minute, s->per_hour, s->per_day};
+    int rc = nt_outbox_prepare(n->outbox, k->id, k->claim, k->phone_hash, k->customer,
+                               k->customer ? customer : none, on_prepared, k);
+    if (rc != CW_REDIS_OK) on_prepared(k, NULL, cw_redis_strerror(rc));
+}
+
+/* The provider's answer about a task an earlier claim may have sent. */
+static void on_status(void *arg, const struct nt_sms_result *r)
+{
+    struct task *k = arg;
+    struct notifier *n = k->n;
+    if (n->closing) return;
+    switch (r->outcome) {
+    case NT_SMS_SENT: sent_ok(k, r->ref); return;
+    case NT_SMS_RETRY: /* the provider never got it: a send now is the first one */
+        k->was_calling = false;
+        if (k->tries >= k->max_attempts)
+            give_up(k);
+        else
+            proceed(k);
+        return;
+    case NT_SMS_REJECTED:
+    case NT_SMS_UNKNOWN:
+        /* Nobody can say: a second SMS to the customer is worse than a missing one. */
+        snprintf(k->error, sizeof k->error, "outcome unknown, treated as sent: %s", r->error);
+        cw_warn("notifier.treated_as_sent", "task=%s reason=\"%s\"", k->id, r->error);
+        sent_ok(k, "unknown");
+        return;
+    }
+}
+
+static void check_status(struct task *k)
+{
+    struct nt_sms_msg msg = {.id = k->id,
+                             .phone = k->phone,
+                             .text = k->text,
+                             .template_id = k->t->template_id,
+                             .params_json = k->params_json};
+    if (nt_sms_status(k->n->sms, &msg, on_status, k) != 0) {
+        /* Could not ask now: leave it to the lease; the mark keeps it "calling". */
+        cw_warn("notifier.status_check_failed", "task=%s", k->id);
+        task_free(k);
+    }
+}
+
 /* Fills phone, text and params_json; NULL, or why the SMS cannot be sent at all. */
-static const char *sms_compose(struct task *k, const struct cw_site **site_out)
+static const char *sms_compose(struct task *k)
 {
     struct notifier *n = k->n;
     const Casewire__V1__NotificationTask *t = k->t;
-    const struct cw_site *site = cw_chain_site(n->chain, k->env->meta->site_id);
-    *site_out = site;
+    k->site = cw_chain_site(n->chain, k->env->meta->site_id);
     if (t->recipient && t->recipient->phone && *t->recipient->phone) {
         snprintf(k->phone, sizeof k->phone, "%s", t->recipient->phone);
         k->customer = true;
@@ -627,30 +743,32 @@ static const char *sms_compose(struct task *k, const struct cw_site **site_out)
         snprintf(k->phone, sizeof k->phone, "%s", st->phone);
     }
     nt_phone_hash(k->phone, k->phone_hash);
-    const char *tmpl =
-        cw_chain_template(n->chain, t->template_id, site ? site->id : NULL, t->language, NULL);
+    const char *tmpl = cw_chain_template(n->chain, t->template_id, k->site ? k->site->id : NULL,
+                                         t->language, NULL);
     if (!tmpl) return "unknown template";
     const char *keys[24], *values[24];
     size_t np = 0;
-    json_t *params = json_object();
-    for (size_t i = 0; i < t->n_params && np < 24; i++, np++) {
+    for (size_t i = 0; i < t->n_params && np < 23; i++, np++) {
         keys[np] = t->params[i]->key;
         values[np] = t->params[i]->value;
-        if (params) json_object_set_new(params, keys[np], json_string(values[np]));
     }
-    char *pj = params ? json_dumps(params, JSON_COMPACT) : NULL;
-    json_decref(params);
-    snprintf(k->params_json, sizeof k->params_json, "%s", pj ? pj : "{}");
-    free(pj);
     /* {status_url}: the chain's link to the customer's status page, unless the task has one */
     char link[600];
     bool has_link = false;
     for (size_t i = 0; i < np; i++) has_link |= !strcmp(keys[i], "status_url");
-    if (!has_link && np < 24 && n->sms_cfg->status_link &&
+    if (!has_link && n->sms_cfg->status_link &&
         nt_sms_render(n->sms_cfg->status_link, keys, values, np, link, sizeof link, NULL, 0) >= 0) {
         keys[np] = "status_url";
         values[np++] = link;
     }
+    /* Alibaba renders its own copy of the template from these */
+    json_t *params = json_object();
+    for (size_t i = 0; params && i < np; i++)
+        json_object_set_new(params, keys[i], json_string(values[i]));
+    char *pj = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    json_decref(params);
+    snprintf(k->params_json, sizeof k->params_json, "%s", pj ? pj : "{}");
+    free(pj);
     char missing[64];
     int chars =
         nt_sms_render(tmpl, keys, values, np, k->text, sizeof k->text, missing, sizeof missing);
@@ -672,30 +790,55 @@ static const char *sms_compose(struct task *k, const struct cw_site **site_out)
 static void deliver_sms(struct task *k)
 {
     struct notifier *n = k->n;
-    const struct cw_site *site;
-    const char *why = sms_compose(k, &site);
+    const char *why = sms_compose(k);
     if (why) {
         if (why != k->error) snprintf(k->error, sizeof k->error, "%s", why);
         cw_metric_add(n->m.rejected, 1);
         give_up(k);
-        return;
-    }
-    if (k->was_calling) { /* a send may have happened under an earlier claim */
+    } else if (k->was_calling) { /* a send may have happened under an earlier claim */
         check_status(k);
-        return;
+    } else if (k->tries >= k->max_attempts) {
+        give_up(k); /* the last give-up did not land: again */
+    } else {
+        proceed(k);
     }
-    int64_t until = k->customer && !k->t->emergency ? quiet_until(n, site, wall_ms()) : 0;
-    if (until) {
-        cw_metric_add(n->m.deferred, 1);
-        snprintf(k->error, sizeof k->error, "quiet hours at the site");
-        reschedule(k, "deferred", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DEFERRED,
-                   until - wall_ms());
-        return;
+}
+
+static void on_hook(void *arg, const struct nt_sms_result *r)
+{
+    struct task *k = arg;
+    struct notifier *n = k->n;
+    if (n->closing) return;
+    k->tries++;
+    snprintf(k->error, sizeof k->error, "%s", r->error);
+    if (r->outcome == NT_SMS_SENT) {
+        cw_metric_add(n->m.hook_sent, 1);
+        settle(k, "delivered", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED, NULL);
+    } else if (r->outcome == NT_SMS_REJECTED) {
+        cw_metric_add(n->m.hook_failed, 1);
+        give_up(k);
+    } else {
+        not_sent(k, false);
     }
-    const int limits[3] = {n->sms_cfg->per_minute, n->sms_cfg->per_hour, n->sms_cfg->per_day};
-    int rc = nt_outbox_prepare(n->outbox, k->id, k->claim, k->phone_hash, k->customer, limits,
-                               on_prepared, k);
-    if (rc != CW_REDIS_OK) on_prepared(k, NULL, cw_redis_strerror(rc));
+}
+
+static void deliver_webhook(struct task *k)
+{
+    struct notifier *n = k->n;
+    const struct cw_tenant *t = cw_chain_tenant(n->chain, k->env->meta->tenant_id);
+    const ProtobufCBinaryData *body = &k->t->webhook_body;
+    if (!t || !t->webhook_url) {
+        snprintf(k->error, sizeof k->error, "tenant %s has no webhook in the chain file",
+                 k->env->meta->tenant_id ? k->env->meta->tenant_id : "(none)");
+        give_up(k);
+    } else if (k->tries >= k->max_attempts) {
+        give_up(k);
+    } else if (nt_hook_send(n->http, n->hook_cfg, n->hook_allow, t, k->id, body->data, body->len,
+                            on_hook, k) != 0) {
+        k->tries++;
+        snprintf(k->error, sizeof k->error, "the delivery could not start");
+        not_sent(k, false);
+    }
 }
 
 static void take(struct notifier *n, const struct nt_claimed *c)
@@ -717,12 +860,18 @@ static void take(struct notifier *n, const struct nt_claimed *c)
     k->claim = c->claim;
     k->tries = c->tries;
     k->was_calling = !strcmp(c->prior, "calling");
+    bool hook = k->t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_WEBHOOK;
+    k->max_attempts = (unsigned)(hook ? n->hook_cfg->max_attempts : n->sms_cfg->max_attempts);
+    k->backoff_min_ms = hook ? n->hook_cfg->backoff_min_ms : n->sms_cfg->backoff_min_ms;
+    k->backoff_max_ms = hook ? n->hook_cfg->backoff_max_ms : n->sms_cfg->backoff_max_ms;
     k->next = n->tasks;
     if (n->tasks) n->tasks->prev = k;
     n->tasks = k;
     n->busy++;
     if (k->t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_SMS) {
         deliver_sms(k);
+    } else if (hook) {
+        deliver_webhook(k);
     } else {
         snprintf(k->error, sizeof k->error, "kind %d is not delivered by this notifier",
                  (int)k->t->kind);
@@ -755,7 +904,7 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct notifier *n = arg;
-    if (n->closing || n->claiming) return;
+    if (n->closing || n->stopping || n->claiming) return;
     if (n->busy >= MAX_BUSY) return; /* task_free() claims again when there is room */
     if (!cw_redis_is_ready(n->redis)) {
         claim_soon(n, IDLE_CLAIM_MS / 4);
@@ -774,6 +923,22 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ set-up ---- */
 
+/* Shutdown: no new claims, and the sends under way finish and are recorded before Redis
+ * closes (else each would be left "calling", and counted as sent after a status check that
+ * cannot tell). */
+static void stop_delivering(void *arg)
+{
+    struct notifier *n = arg;
+    n->stopping = true;
+    evtimer_del(n->claim_timer);
+}
+
+static int deliveries_done(void *arg)
+{
+    const struct notifier *n = arg;
+    return n->busy == 0 && !n->claiming;
+}
+
 static double busy_now(void *arg) { return (double)((struct notifier *)arg)->busy; }
 
 static void metrics(struct notifier *n, cw_metrics *m)
@@ -791,6 +956,13 @@ static void metrics(struct notifier *n, cw_metrics *m)
     SMS(suppressed, "suppressed");
     SMS(failed, "failed");
 #undef SMS
+    const char *hh = "Webhook deliveries: delivered (2xx), retry, failed (refused for good)";
+    n->m.hook_sent =
+        cw_metrics_counter(m, "casewire_notifier_webhooks_total", hh, "outcome", "delivered", NULL);
+    n->m.hook_retry =
+        cw_metrics_counter(m, "casewire_notifier_webhooks_total", hh, "outcome", "retry", NULL);
+    n->m.hook_failed =
+        cw_metrics_counter(m, "casewire_notifier_webhooks_total", hh, "outcome", "failed", NULL);
     n->m.added = cw_metrics_counter(m, "casewire_notifier_tasks_total",
                                     "Tasks taken into the outbox", "kind", "delivery", NULL);
     n->m.staff = cw_metrics_counter(m, "casewire_notifier_tasks_total",
@@ -820,6 +992,17 @@ static int setup(struct notifier *n, cw_service *svc)
     n->base = cw_service_base(svc);
     n->chain = cw_service_chain(svc);
     n->sms_cfg = cw_chain_sms(n->chain);
+    n->hook_cfg = cw_chain_webhooks(n->chain);
+    const char *bad;
+    if (nt_hook_allow_mask(n->hook_cfg, &n->hook_allow, &bad) != 0) {
+        cw_error("notifier.bad_setting", "webhooks.allow_addresses=%s", bad);
+        return -1;
+    }
+    if (n->hook_allow)
+        cw_warn("notifier.webhook_guard_relaxed",
+                "allowed=%zu reason=\"webhooks.allow_addresses lets tenant URLs reach private "
+                "addresses: tests and closed networks only\"",
+                n->hook_cfg->nallow_addresses);
     n->redis = cw_service_redis(svc);
     n->producer = cw_service_producer(svc);
     /* Long enough for a send and its status check, so a live notifier keeps its tasks. */
@@ -838,6 +1021,10 @@ static int setup(struct notifier *n, cw_service *svc)
         return -1;
     }
     if (!(n->claim_timer = evtimer_new(n->base, on_claim_timer, n))) return -1;
+    cw_shutdown *sd = cw_service_shutdown(svc);
+    if (cw_shutdown_add(sd, CW_STAGE_STOP_ACCEPTING, "deliveries", stop_delivering, NULL, n) ||
+        cw_shutdown_add(sd, CW_STAGE_DRAIN, "deliveries", NULL, deliveries_done, n))
+        return -1;
     metrics(n, cw_service_metrics(svc));
     claim_soon(n, 0);
     const struct cw_sms_settings *s = n->sms_cfg;
@@ -847,8 +1034,8 @@ static int setup(struct notifier *n, cw_service *svc)
             nt_sms_provider_name(n->sms), s->max_attempts, s->per_minute, s->per_hour, s->per_day,
             s->quiet_from / 60, s->quiet_from % 60, s->quiet_to / 60, s->quiet_to % 60,
             (long long)n->lease_ms);
-    const char *topics[] = {CW_TOPIC_NOTIFY};
-    return cw_service_consume(svc, topics, 1, on_task_record, n);
+    const char *topics[] = {CW_TOPIC_NOTIFY, CW_TOPIC_CASES};
+    return cw_service_consume(svc, topics, 2, on_task_record, n);
 }
 
 static const struct cw_service_def def = {

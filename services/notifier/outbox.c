@@ -18,23 +18,31 @@ struct nt_outbox {
     cw_redis_script *add, *claim, *prepare, *settle, *reschedule;
 };
 
+// clang-format off
 #define LUA_NOW "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 
-/* KEYS env st due [inbox]; ARGV id env due_ms */
-static const char add_lua[] = "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end "
-                              "if KEYS[4] then "
-                              "  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1]) "
-                              "  redis.call('HSET', KEYS[2], ARGV[1], 'delivered|0|1') "
-                              "  return 1 "
-                              "end "
-                              "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
-                              "redis.call('HSET', KEYS[2], ARGV[1], 'queued|0|0') "
-                              "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1]) "
-                              "return 1";
+/* KEYS env st due done [inbox]; ARGV id env due_ms. A staff task is settled at once: its st
+ * entry is forgotten with the other settled ones; its inbox is the console's to trim. */
+static const char add_lua[] =
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end "
+    "if KEYS[5] then "
+    "  redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1]) "
+    "  redis.call('HSET', KEYS[2], ARGV[1], 'delivered|0|1') "
+    "  local t = redis.call('TIME') "
+    "  redis.call('ZADD', KEYS[4], t[1] * 1000, ARGV[1]) "
+    "  return 1 "
+    "end "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
+    "redis.call('HSET', KEYS[2], ARGV[1], 'queued|0|0') "
+    "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1]) "
+    "return 1";
 
 /* KEYS env st due done; ARGV lease_ms max keep_done_ms.
- * Reply: {now, next, id, env, prior, claim, tries, ...}. Also forgets settled tasks older than
- * keep_done_ms, at most 1000 per claim, so the dedup record stays bounded. */
+ * Reply: {now, next, id, env, prior, claim, tries, ...}. A task found "calling" or "checking"
+ * (an earlier send may have reached the provider) is marked "checking" and reported as
+ * "calling": the mark stays until a status answer clears it, also when this claim dies too.
+ * Also forgets settled tasks older than keep_done_ms, at most 1000 per claim, so the dedup
+ * record stays bounded. */
 static const char claim_lua[] = LUA_NOW
     "local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2])) "
     "local out = {now, -1} "
@@ -47,7 +55,9 @@ static const char claim_lua[] = LUA_NOW
     "    redis.call('ZREM', KEYS[3], id) "
     "  else "
     "    claim = tonumber(claim) + 1 "
-    "    redis.call('HSET', KEYS[2], id, 'sending|' .. claim .. '|' .. tries) "
+    "    local mark = 'sending' "
+    "    if state == 'calling' or state == 'checking' then state = 'calling' mark = 'checking' end "
+    "    redis.call('HSET', KEYS[2], id, mark .. '|' .. claim .. '|' .. tries) "
     "    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id) "
     "    out[#out + 1] = id out[#out + 1] = env out[#out + 1] = state "
     "    out[#out + 1] = claim out[#out + 1] = tonumber(tries) "
@@ -55,63 +65,61 @@ static const char claim_lua[] = LUA_NOW
     "end "
     "local nx = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES') "
     "if nx[2] then out[2] = tonumber(nx[2]) end "
-    "local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, "
-    "1000) "
-    "for _, id in ipairs(old) do redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[4], id) "
-    "end "
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, 1000) "
+    "for _, id in ipairs(old) do redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[4], id) end "
     "return out";
 
 /* The claim check every write after a claim starts with. */
-#define LUA_FENCE                                                                                  \
-    "local st = redis.call('HGET', KEYS[1], ARGV[1]) "                                             \
-    "if not st then return {'gone'} end "                                                          \
-    "local state, claim, tries = string.match(st, '^(%a+)|(%d+)|(%d+)') "                          \
-    "if (state ~= 'sending' and state ~= 'calling') or claim ~= ARGV[2] then return {'fenced'} "   \
+#define LUA_FENCE \
+    "local st = redis.call('HGET', KEYS[1], ARGV[1]) " \
+    "if not st then return {'gone'} end " \
+    "local state, claim, tries = string.match(st, '^(%a+)|(%d+)|(%d+)') " \
+    "if (state ~= 'sending' and state ~= 'calling' and state ~= 'checking') or claim ~= ARGV[2] then " \
+    "  return {'fenced'} " \
     "end "
 
-/* KEYS st optout rl; ARGV id claim check_optout per_minute per_hour per_day phone_hash */
+/* KEYS st optout rl; ARGV id claim check_optout per_minute per_hour per_day phone_hash.
+ * The task's own earlier stamp goes first: that try never reached the phone (else there would
+ * be no new one), and the limits are checked afresh against now. */
 static const char prepare_lua[] = LUA_FENCE
-    "if ARGV[3] == '1' and redis.call('SISMEMBER', KEYS[2], ARGV[7]) == 1 then return {'optout'} "
-    "end " LUA_NOW "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 86400000) "
-    /* A retry of a task already counted does not count again: the earlier try never sent. */
-    "local mine = redis.call('ZSCORE', KEYS[3], ARGV[1]) "
+    "if ARGV[3] == '1' and redis.call('SISMEMBER', KEYS[2], ARGV[7]) == 1 then return {'optout'} end "
+    LUA_NOW
+    "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 86400000) "
+    "redis.call('ZREM', KEYS[3], ARGV[1]) "
     "local wait = 0 "
-    "if not mine then "
-    "  local spans = {60000, 3600000, 86400000} "
-    "  for i = 1, 3 do "
-    "    local lim = tonumber(ARGV[3 + i]) "
-    "    if lim > 0 then "
-    "      local inside = redis.call('ZRANGEBYSCORE', KEYS[3], now - spans[i] + 1, '+inf', "
-    "'WITHSCORES') "
-    "      local n = #inside / 2 "
-    "      if n >= lim then "
+    "local spans = {60000, 3600000, 86400000} "
+    "for i = 1, 3 do "
+    "  local lim = tonumber(ARGV[3 + i]) "
+    "  if lim > 0 then "
+    "    local inside = redis.call('ZRANGEBYSCORE', KEYS[3], now - spans[i] + 1, '+inf', 'WITHSCORES') "
+    "    local n = #inside / 2 "
+    "    if n >= lim then "
     /* a slot frees when the (n - lim + 1)-th oldest of the window leaves it */
-    "        local at = tonumber(inside[2 * (n - lim + 1)]) + spans[i] - now "
-    "        if at > wait then wait = at end "
-    "      end "
+    "      local at = tonumber(inside[2 * (n - lim + 1)]) + spans[i] - now "
+    "      if at > wait then wait = at end "
     "    end "
     "  end "
     "end "
     "if wait > 0 then return {'wait', wait} end "
-    "if not mine then redis.call('ZADD', KEYS[3], now, ARGV[1]) end "
+    "redis.call('ZADD', KEYS[3], now, ARGV[1]) "
     "redis.call('PEXPIRE', KEYS[3], 86400000) "
     "redis.call('HSET', KEYS[1], ARGV[1], 'calling|' .. claim .. '|' .. tries) "
     "return {'go'}";
 
 /* KEYS st env due done; ARGV id claim state tries ref */
-static const char settle_lua[] =
-    LUA_FENCE LUA_NOW "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. claim .. '|' .. "
-                      "ARGV[4] .. '|' .. ARGV[5]) "
-                      "redis.call('HDEL', KEYS[2], ARGV[1]) "
-                      "redis.call('ZREM', KEYS[3], ARGV[1]) "
-                      "redis.call('ZADD', KEYS[4], now, ARGV[1]) "
-                      "return {'ok'}";
+static const char settle_lua[] = LUA_FENCE LUA_NOW
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. claim .. '|' .. ARGV[4] .. '|' .. ARGV[5]) "
+    "redis.call('HDEL', KEYS[2], ARGV[1]) "
+    "redis.call('ZREM', KEYS[3], ARGV[1]) "
+    "redis.call('ZADD', KEYS[4], now, ARGV[1]) "
+    "return {'ok'}";
 
 /* KEYS st due; ARGV id claim state tries delay_ms */
 static const char reschedule_lua[] = LUA_FENCE LUA_NOW
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '|' .. claim .. '|' .. ARGV[4]) "
     "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[1]) "
     "return {'ok'}";
+// clang-format on
 
 nt_outbox *nt_outbox_new(cw_redis *r)
 {
@@ -137,19 +145,17 @@ int nt_outbox_add(nt_outbox *o, const char *task_id, const void *env, size_t len
 {
     char due[24], inbox[160];
     snprintf(due, sizeof due, "%lld", (long long)due_ms);
-    const char *argv[7] = {K_ENV, K_ST, K_DUE, inbox, task_id, env, due};
-    size_t lens[7] = {strlen(K_ENV),   strlen(K_ST), strlen(K_DUE), 0,
+    const char *argv[8] = {K_ENV, K_ST, K_DUE, K_DONE, inbox, task_id, env, due};
+    size_t lens[8] = {strlen(K_ENV),   strlen(K_ST), strlen(K_DUE), strlen(K_DONE), 0,
                       strlen(task_id), len,          strlen(due)};
-    int nkeys = 3;
+    int nkeys = 4;
     if (inbox_staff) {
         snprintf(inbox, sizeof inbox, "nt:{nt}:inbox:%s", inbox_staff);
-        lens[3] = strlen(inbox);
-        nkeys = 4;
-    }
-    /* without an inbox the arguments close up over the unused key slot */
-    if (nkeys == 3) {
-        memmove(argv + 3, argv + 4, 3 * sizeof *argv);
-        memmove(lens + 3, lens + 4, 3 * sizeof *lens);
+        lens[4] = strlen(inbox);
+        nkeys = 5;
+    } else { /* the arguments close up over the unused key slot */
+        memmove(argv + 4, argv + 5, 3 * sizeof *argv);
+        memmove(lens + 4, lens + 5, 3 * sizeof *lens);
     }
     return cw_redis_script_run(o->redis, o->add, cb, arg, nkeys, nkeys + 3, argv, lens);
 }
@@ -235,10 +241,16 @@ int nt_outbox_optout(nt_outbox *o, const char *phone_hash, int on, cw_redis_repl
 
 void nt_phone_hash(const char *phone, char out[NT_PHONE_HASH_LEN + 1])
 {
-    char digits[64];
+    char all[64];
     size_t n = 0;
-    for (const char *p = phone; *p && n < sizeof digits; p++)
-        if (*p >= '0' && *p <= '9') digits[n++] = *p;
+    for (const char *p = phone; *p && n < sizeof all; p++)
+        if (*p >= '0' && *p <= '9') all[n++] = *p;
+    /* A Chinese mobile number is the same with or without its country code (+86, 0086). */
+    const char *digits = all;
+    if (n == 15 && !memcmp(all, "0086", 4) && all[4] == '1')
+        digits += 4, n -= 4;
+    else if (n == 13 && !memcmp(all, "86", 2) && all[2] == '1')
+        digits += 2, n -= 2;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     if (EVP_Digest(digits, n, md, &mdlen, EVP_sha256(), NULL) != 1) mdlen = 0;

@@ -15,9 +15,12 @@
  * A task's life: add (once per task id: redelivery changes nothing) -> claim (under a lease,
  * with a claim number that fences late workers) -> for SMS, prepare (opt-out and the limits
  * per number, then "calling" is recorded: from here on the message may reach the phone) ->
- * settle (final) or reschedule (a retry or a deferral). A claim that finds a task still
- * "calling" from an earlier claim knows a send may have happened: the caller checks with the
- * provider before any resend. Time is Redis's (TIME), never the caller's.
+ * settle (final) or reschedule (a retry or a deferral). A claim that finds a task "calling"
+ * (or "checking": a claim that found it calling died too) knows a send may have happened: it
+ * marks the task "checking" and the caller asks the provider before any resend; only prepare
+ * (a new send) or settle clears the mark. A send whose outcome is unknown is rescheduled as
+ * "calling", so the provider is asked after the backoff, not at once. Time is Redis's (TIME),
+ * never the caller's.
  */
 #ifndef NT_OUTBOX_H
 #define NT_OUTBOX_H
@@ -45,8 +48,9 @@ struct nt_claimed {
     const char *id;
     const void *env;
     size_t env_len;
-    const char
-        *prior; /* the state before this claim: queued, retrying, deferred, sending, calling */
+    /* the state before this claim: queued, retrying, deferred, sending (an earlier claim
+     * died before sending), calling (a send may have happened: ask the provider first) */
+    const char *prior;
     unsigned claim, tries;
 };
 
@@ -66,7 +70,8 @@ int nt_outbox_prepare(nt_outbox *o, const char *task_id, unsigned claim, const c
  * Reply "ok", "fenced" (another claim took it) or "gone". */
 int nt_outbox_settle(nt_outbox *o, const char *task_id, unsigned claim, const char *state,
                      unsigned tries, const char *ref, cw_redis_reply_fn *cb, void *arg);
-/* Not yet: state (retrying, deferred) and when to look again, delay_ms from Redis's now. */
+/* Not yet: state (retrying, deferred, or calling: ask the provider first) and when to look
+ * again, delay_ms from Redis's now. */
 int nt_outbox_reschedule(nt_outbox *o, const char *task_id, unsigned claim, const char *state,
                          unsigned tries, int64_t delay_ms, cw_redis_reply_fn *cb, void *arg);
 
@@ -75,7 +80,8 @@ int nt_outbox_optout(nt_outbox *o, const char *phone_hash, int on, cw_redis_repl
                      void *arg);
 
 /* Hex of the first 8 bytes of SHA-256(phone digits): keys never hold the number itself.
- * Only digits count, so "+86 138-0013-8000" and "+8613800138000" are the same number. */
+ * Only digits count, and a Chinese mobile number's country code does not: "+86 138-0013-8000",
+ * "008613800138000" and "13800138000" are the same number. */
 void nt_phone_hash(const char *phone, char out[NT_PHONE_HASH_LEN + 1]);
 
 #endif

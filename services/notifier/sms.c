@@ -181,11 +181,14 @@ static int file_status(nt_sms *p, const struct nt_sms_msg *m, struct call *c)
 
 /* ---- over HTTP (generic and Alibaba) ---- */
 
-/* What an HTTP failure means for a message: certainly not sent, or perhaps sent. */
+/* What an HTTP failure means for a message: whether any of the request left us is the only
+ * test (libcurl may retry on a fresh connection after a reused one died: a connect error can
+ * follow a request that went out). */
 static void transport_failure(struct call *c, const struct nt_http_response *r)
 {
-    if (r->outcome == NT_HTTP_UNREACHABLE || r->outcome == NT_HTTP_REFUSED_ADDR || !r->sent)
-        set_result(c, NT_SMS_RETRY, 0, "%s: %s", nt_http_outcome_name(r->outcome), r->error);
+    if (!r->sent)
+        set_result(c, NT_SMS_RETRY, 0, "%s before sending: %s", nt_http_outcome_name(r->outcome),
+                   r->error);
     else
         set_result(c, NT_SMS_UNKNOWN, 0, "%s after sending: %s", nt_http_outcome_name(r->outcome),
                    r->error);
@@ -193,59 +196,62 @@ static void transport_failure(struct call *c, const struct nt_http_response *r)
 
 static void http_status_reply(struct call *c, const struct nt_http_response *r)
 {
-    if (r->status == 200) {
-        json_t *o = json_loadb(r->body, r->body_len, 0, NULL);
-        const char *st = json_string_value(json_object_get(o, "status"));
-        if (st && strcmp(st, "unknown") != 0) {
-            const char *ref = json_string_value(json_object_get(o, "ref"));
-            snprintf(c->res.ref, sizeof c->res.ref, "%s", ref ? ref : "");
-            set_result(c, NT_SMS_SENT, r->status, "provider has it: %.60s", st);
-        } else {
-            set_result(c, NT_SMS_UNKNOWN, r->status, "%s", "status answer without a status");
-        }
-        json_decref(o);
-    } else if (r->status == 404) {
+    json_t *o = json_loadb(r->body, r->body_len, 0, NULL);
+    const char *st = json_string_value(json_object_get(o, "status"));
+    if (r->status == 200 && st && strcmp(st, "unknown") != 0) {
+        const char *ref = json_string_value(json_object_get(o, "ref"));
+        snprintf(c->res.ref, sizeof c->res.ref, "%.120s", ref ? ref : "");
+        set_result(c, NT_SMS_SENT, r->status, "provider has it: %.40s", st);
+    } else if (r->status == 404 && st && !strcmp(st, "unknown")) {
+        /* Only the provider's own answer counts: a bare 404 may be a wrong status_url. */
         set_result(c, NT_SMS_RETRY, r->status, "%s", "the provider never received it");
     } else {
         set_result(c, NT_SMS_UNKNOWN, r->status, "status check answered HTTP %ld", r->status);
     }
+    json_decref(o);
 }
 
+/* The provider's own words are not passed on: they may repeat the phone number. */
 static void http_send_reply(struct call *c, const struct nt_http_response *r)
 {
-    if (r->status >= 200 && r->status < 300) {
+    long st = r->status;
+    if (st >= 200 && st < 300) {
         json_t *o = json_loadb(r->body, r->body_len, 0, NULL);
         const char *ref = json_string_value(json_object_get(o, "ref"));
-        snprintf(c->res.ref, sizeof c->res.ref, "%s", ref ? ref : "");
+        snprintf(c->res.ref, sizeof c->res.ref, "%.120s", ref ? ref : "");
         json_decref(o);
-        set_result(c, NT_SMS_SENT, r->status, "%s", "");
-    } else if (r->status == 429 || r->status == 408 || r->status >= 500) {
+        set_result(c, NT_SMS_SENT, st, "%s", "");
+    } else if (st == 429 || st == 408 || st == 500 || st == 503) {
         /* The provider says it did not take it (or not now). */
-        set_result(c, NT_SMS_RETRY, r->status, "HTTP %ld: %.120s", r->status, r->body);
+        c->res.throttled = st == 429;
+        set_result(c, NT_SMS_RETRY, st, "HTTP %ld from the provider", st);
+    } else if (st >= 500) {
+        /* 502, 504...: a proxy's answer; the provider may have taken it. */
+        set_result(c, NT_SMS_UNKNOWN, st, "HTTP %ld (a gateway's answer)", st);
     } else {
-        set_result(c, NT_SMS_REJECTED, r->status, "HTTP %ld: %.120s", r->status, r->body);
+        set_result(c, NT_SMS_REJECTED, st, "HTTP %ld from the provider: refused", st);
     }
 }
 
 static void aliyun_reply(struct call *c, const struct nt_http_response *r)
 {
     struct nt_ali_reply a;
-    int rc = nt_ali_parse_reply(r->body, r->body_len, &a);
-    if (rc != 0) {
-        /* No answer we understand: a 5xx page, a proxy's error. */
-        set_result(c, r->status >= 500 ? NT_SMS_RETRY : NT_SMS_UNKNOWN, r->status,
-                   "HTTP %ld without a SendSms answer", r->status);
+    if (nt_ali_parse_reply(r->body, r->body_len, &a) != 0) {
+        /* No answer we understand (a proxy's error page): the request went out. */
+        set_result(c, NT_SMS_UNKNOWN, r->status, "HTTP %ld without a SendSms answer", r->status);
         return;
     }
     snprintf(c->res.ref, sizeof c->res.ref, "%s", a.biz_id);
+    /* Only the code: Alibaba's message text may quote the number. */
     switch (a.outcome) {
     case NT_ALI_ACCEPTED: set_result(c, NT_SMS_SENT, r->status, "%s", ""); break;
     case NT_ALI_THROTTLED:
-    case NT_ALI_RETRY:
-        set_result(c, NT_SMS_RETRY, r->status, "%s: %.120s", a.code, a.message);
+        c->res.throttled = true;
+        set_result(c, NT_SMS_RETRY, r->status, "Alibaba %.60s", a.code);
         break;
+    case NT_ALI_RETRY: set_result(c, NT_SMS_RETRY, r->status, "Alibaba %.60s", a.code); break;
     case NT_ALI_PERMANENT:
-        set_result(c, NT_SMS_REJECTED, r->status, "%s: %.120s", a.code, a.message);
+        set_result(c, NT_SMS_REJECTED, r->status, "Alibaba %.60s", a.code);
         break;
     }
 }
@@ -319,7 +325,7 @@ static int http_status(nt_sms *p, const struct nt_sms_msg *m, struct call *c)
         set_result(c, NT_SMS_UNKNOWN, 0, "%s", "the provider has no status URL");
         return later(c);
     }
-    char url[1024], id[300];
+    char url[1200], id[3 * 160 + 1];
     if (nt_ali_encode(m->id, id, sizeof id) < 0 ||
         snprintf(url, sizeof url, "%s%cid=%s", p->s->status_url,
                  strchr(p->s->status_url, '?') ? '&' : '?', id) >= (int)sizeof url) {

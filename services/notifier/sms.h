@@ -12,6 +12,7 @@
 #ifndef NT_SMS_H
 #define NT_SMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "chain.h"
@@ -26,6 +27,7 @@ enum nt_sms_outcome {
 
 struct nt_sms_result {
     enum nt_sms_outcome outcome;
+    bool throttled; /* with NT_SMS_RETRY: the provider's rate limit; wait long */
     long http_status;
     char ref[128];   /* the provider's message id, when it gave one */
     char error[256]; /* what went wrong, for logs and the result event (no personal data) */

@@ -2,7 +2,7 @@
  * A fake SMS provider for the notifier's tests, speaking the generic HTTP provider's protocol
  * (docs/notifier.md) on loopback, with faults:
  *   fakesms --port-file F [--fail PCT] [--hang PCT] [--seed N]
- *           [--per-minute N] [--per-hour N] [--per-day N]
+ *           [--per-minute N] [--per-hour N] [--per-day N] [--hook-fail N]
  *   POST /sms     {"id","to","text","template"}: PCT --fail of them get a 500 and are not
  *                 taken; PCT --hang are taken (the phone gets them) and never answered; the
  *                 rest are taken and answered 200 {"ref":"fake-N"}.
@@ -11,6 +11,9 @@
  *                 "errors_500","hung","requests"}. A duplicate is a message the phone got
  *                 twice; a limit violation is a message past --per-* for its number.
  *   GET /messages every message taken, one JSON object per line.
+ *   POST /hook    a tenant's webhook receiver: answers 500 to the first --hook-fail deliveries
+ *                 of each webhook-id, then 200; GET /hooks lists every request it got, one JSON
+ *                 object per line: {"id","ts","sig","body","status"} (the headers as sent).
  * Stops on SIGTERM/SIGINT.
  */
 #include <event2/buffer.h>
@@ -33,7 +36,8 @@ struct message {
 
 static struct message *msgs;
 static size_t nmsgs;
-static int fail_pct, hang_pct, limits[3];
+static int fail_pct, hang_pct, limits[3], hook_fail;
+static json_t *hooks; /* every webhook request, in order */
 static unsigned long long rng = 88172645463325252ULL;
 static long long requests, errors_500, hung, violations, dup_ids, dup_texts;
 
@@ -137,6 +141,27 @@ static void on_status(struct evhttp_request *req)
     evhttp_clear_headers(&q);
 }
 
+static void on_hook(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *id = evhttp_find_header(h, "webhook-id");
+    const char *ts = evhttp_find_header(h, "webhook-timestamp");
+    const char *sig = evhttp_find_header(h, "webhook-signature");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    int seen = 0;
+    for (size_t i = 0; id && i < json_array_size(hooks); i++) {
+        const char *other = json_string_value(json_object_get(json_array_get(hooks, i), "id"));
+        seen += other && !strcmp(other, id);
+    }
+    int status = seen < hook_fail ? 500 : 200;
+    json_array_append_new(hooks,
+                          json_pack("{s:s,s:s,s:s,s:s%,s:i}", "id", id ? id : "", "ts",
+                                    ts ? ts : "", "sig", sig ? sig : "", "body",
+                                    (const char *)evbuffer_pullup(in, -1), len, "status", status));
+    reply(req, status, status == 200 ? "{}" : "{\"error\":\"injected failure\"}");
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -146,6 +171,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (!path) path = "";
     if (!strcmp(path, "/sms") && cmd == EVHTTP_REQ_POST) {
         on_sms(req);
+    } else if (!strcmp(path, "/hook") && cmd == EVHTTP_REQ_POST) {
+        on_hook(req);
+    } else if (!strcmp(path, "/hooks")) {
+        struct evbuffer *b = evbuffer_new();
+        for (size_t i = 0; i < json_array_size(hooks); i++) {
+            char *line = json_dumps(json_array_get(hooks, i), JSON_COMPACT);
+            if (line) evbuffer_add_printf(b, "%s\n", line);
+            free(line);
+        }
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
     } else if (!strcmp(path, "/status") && cmd == EVHTTP_REQ_GET) {
         on_status(req);
     } else if (!strcmp(path, "/stats")) {
@@ -199,12 +235,15 @@ int main(int argc, char **argv)
             limits[1] = atoi(v);
         else if (!strcmp(k, "--per-day"))
             limits[2] = atoi(v);
+        else if (!strcmp(k, "--hook-fail"))
+            hook_fail = atoi(v);
         else {
             fprintf(stderr, "fakesms: unknown option %s\n", k);
             return 2;
         }
     }
     msgs = calloc(MAX_MESSAGES, sizeof *msgs);
+    hooks = json_array();
     struct event_base *base = event_base_new();
     struct evhttp *http = base ? evhttp_new(base) : NULL;
     struct evhttp_bound_socket *sock =
@@ -238,5 +277,6 @@ int main(int argc, char **argv)
     event_base_free(base);
     for (size_t i = 0; i < nmsgs; i++) free(msgs[i].id), free(msgs[i].to), free(msgs[i].text);
     free(msgs);
+    json_decref(hooks);
     return 0;
 }

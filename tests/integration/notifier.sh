@@ -7,8 +7,11 @@
 #   - limits per number hold (the provider counts every message per number and window);
 #   - an opted-out number gets nothing; a message over the length limit is refused, reported
 #     and dead-lettered, never cut; a record that is not a task is dead-lettered;
-#   - staff tasks land in the staff member's inbox; a restarted notifier (kill -9) resends
-#     nothing.
+#   - staff tasks land in the staff member's inbox;
+#   - a tenant's case event reaches its webhook, signed the Standard Webhooks way, retried
+#     under one delivery id after 500s; a webhook URL that leads to a cloud metadata address is
+#     refused and dead-lettered;
+#   - a restarted notifier (kill -9) resends nothing.
 source "$CW_ROOT/tests/lib/common.sh"
 feed="$CW_BUILD/itests/notify_feed"
 tail_bin="$CW_BUILD/bin/casewire-tail"
@@ -17,7 +20,7 @@ start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
 RC="redis-cli -p $REDIS_PORT"
 
 "$CW_BUILD/itests/fakesms" --port-file "$CW_TMP/fakesms.port" --fail 20 --hang 10 --seed 7 \
-  --per-minute 3 --per-hour 20 --per-day 40 >"$CW_TMP/fakesms.log" 2>&1 &
+  --per-minute 3 --per-hour 20 --per-day 40 --hook-fail 2 >"$CW_TMP/fakesms.log" 2>&1 &
 FAKE_PID=$!
 track_pid "$FAKE_PID"
 wait_until 10 test -s "$CW_TMP/fakesms.port" || { not_ok "the fake provider starts"; exit 1; }
@@ -27,7 +30,11 @@ FAKE="http://127.0.0.1:$(cat "$CW_TMP/fakesms.port")"
 # test runs at any hour), and limits per number the fake checks.
 CHAIN="$CW_TMP/chain.yaml"
 # (the example's own sms section, up to the blank line after it, makes way for this one)
-sed '/^sms:/,/^$/d' "$CW_ROOT/deploy/chain.example.yaml" >"$CHAIN"
+# Tenant T-SH01-0312's webhook goes to the fake, T-SH01-0105's to a cloud metadata address.
+sed -e '/^sms:/,/^$/d' \
+  -e "s|https://hooks.yuechafang.example/casewire|$FAKE/hook|" \
+  -e "s|https://api.huayang-beauty.example/hooks/casewire|http://169.254.169.254/hook|" \
+  "$CW_ROOT/deploy/chain.example.yaml" >"$CHAIN"
 # (sms_templates is the file's last list: these lines add to it)
 cat >>"$CHAIN" <<YAML
   - id: long_notice
@@ -43,6 +50,7 @@ sms:
   per_number: {minute: 3, hour: 20, day: 40}
   quiet_hours: none
   status_link: "https://cs.test/s/{case_no}"
+webhooks: {timeout: 2s, retry_after: 1s, retry_max: 2s, max_attempts: 5, allow_addresses: [loopback]}
 YAML
 
 start_notifier() {
@@ -133,6 +141,30 @@ check "a staff SMS goes to the number the chain file gives SH01-S001 (1380001000
 "$feed" inbox inbox 3 SH01-S002 >/dev/null
 inbox3() { [ "$($RC zcard 'nt:{nt}:inbox:SH01-S002')" = 3 ]; }
 check "three staff tasks in SH01-S002's inbox" wait_until 30 inbox3
+
+# Tenant webhooks: the tenant's reply on its case, POSTed to its URL, signed; the fake answers
+# the first two attempts 500: the retries carry the same delivery id.
+WH_CASE=01JDH00KAAAAAAAAAAAAAAAAAA
+"$feed" case-event "$WH_CASE" T-SH01-0312 >/dev/null
+hooks() { curl -s "$FAKE/hooks"; }
+hook_ok() { [ "$(hooks | jq -s 'map(select(.status == 200)) | length')" = 1 ]; }
+check "a tenant's case event reaches its webhook, after two 500s" wait_until 60 hook_ok
+h=$(hooks)
+check "three attempts under one delivery id ($(jq -sc 'map(.id) | unique' <<<"$h"))" \
+  test "$(jq -s 'length' <<<"$h") $(jq -s 'map(.id) | unique | length' <<<"$h")" = "3 1"
+last=$(jq -sc '.[-1]' <<<"$h")
+wid=$(jq -r .id <<<"$last") wts=$(jq -r .ts <<<"$last") wbody=$(jq -r .body <<<"$last")
+want="v1,$(printf '%s.%s.%s' "$wid" "$wts" "$wbody" |
+  openssl dgst -sha256 -mac HMAC -macopt key:demo-webhook-secret-T-SH01-0312 -binary | base64)"
+check "the signature verifies with the tenant's secret (openssl)" test "$(jq -r .sig <<<"$last")" = "$want"
+check "the timestamp is now, within a minute" test $(( $(date +%s) - wts )) -lt 60
+check "the body says what happened ($(jq -c '{type, tenant, data}' <<<"$wbody"))" \
+  test "$(jq -r '"\(.type) \(.data.action) \(.case_id) \(.tenant) \(.data.reply)"' <<<"$wbody")" = \
+  "case.event reply $WH_CASE T-SH01-0312 已联系顾客，全额退款"
+"$feed" case-event 01JDH00KBBBBBBBBBBBBBBBBBB T-SH01-0105 >/dev/null
+refused() { grep -q 'event=notifier.dead_letter task=wh:.*metadata address: refused' "$CW_TMP/nt/notifier.log"; }
+check "a webhook URL leading to a cloud metadata address is refused, dead-lettered, not retried" \
+  wait_until 30 refused
 
 # kill -9 in the middle of a burst, restart: every task sent once, none twice.
 NOTIFY_FEED_PHONE_BASE=1000 "$feed" sms crash 200 100 1 >/dev/null &

@@ -10,6 +10,9 @@
  *       N staff SMS tasks (template staff_assigned) to STAFF_ID.
  *   notify_feed inbox PREFIX N STAFF_ID
  *       N staff tasks (kind STAFF_TASK) for STAFF_ID's inbox.
+ *   notify_feed case-event CASE_ID TENANT_ID
+ *       one CaseEvent (a tenant's reply) on casewire.cases.v1 for a case of TENANT_ID at SH01:
+ *       the notifier owes the tenant a webhook.
  *   notify_feed garbage
  *       one record that is not an envelope, and one task without a task id.
  * Brokers come from KAFKA_BROKERS. Exit 0 only when every record was acknowledged.
@@ -129,10 +132,36 @@ static int garbage(rd_kafka_t *rk)
     return send_task_env(rk, &meta, &t);
 }
 
+static int case_event(rd_kafka_t *rk, const char *case_id, const char *tenant)
+{
+    cw_event_meta meta;
+    struct cw_event_ids ids;
+    if (cw_event_meta_init(&meta, &ids, "gateway", case_id, "SH01", tenant, NULL) != 0) return -1;
+    Casewire__V1__CaseEvent e = CASEWIRE__V1__CASE_EVENT__INIT;
+    e.action = CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY;
+    e.actor_id = (char *)tenant;
+    e.actor_kind = CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT;
+    e.reply = "已联系顾客，全额退款";
+    cw_envelope env = CASEWIRE__V1__ENVELOPE__INIT;
+    env.meta = &meta;
+    env.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT;
+    env.case_event = &e;
+    uint8_t *buf;
+    size_t len = cw_event_pack(&env, &buf);
+    if (!len) return -1;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(CW_TOPIC_CASES), RD_KAFKA_V_KEY(case_id, strlen(case_id)),
+        RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    free(buf);
+    if (err) fprintf(stderr, "produce: %s\n", rd_kafka_err2str(err));
+    return err ? -1 : 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: KAFKA_BROKERS=... notify_feed sms PREFIX N PHONES COPIES [TEMPLATE "
-                    "[EMERGENCY]] | staff PREFIX N STAFF_ID | inbox PREFIX N STAFF_ID | garbage\n");
+                    "[EMERGENCY]] | staff PREFIX N STAFF_ID | inbox PREFIX N STAFF_ID | case-event "
+                    "CASE_ID TENANT_ID | garbage\n");
     return 2;
 }
 
@@ -156,7 +185,10 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = 0, want = 0;
-    if (!strcmp(argv[1], "garbage")) {
+    if (!strcmp(argv[1], "case-event") && argc == 4) {
+        rc = case_event(rk, argv[2], argv[3]);
+        want = 1;
+    } else if (!strcmp(argv[1], "garbage")) {
         rc = garbage(rk);
         want = 2;
     } else if (argc >= 5) {

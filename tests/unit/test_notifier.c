@@ -8,16 +8,19 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "hooks.h"
+#include "ids.h"
 #include "outbox.h"
 #include "sms.h"
 #include "testing.h"
+#include "webhook.h"
 
 START_TEST(render_fills_placeholders)
 {
     const char *keys[] = {"case_no", "reply_by"}, *vals[] = {"SH01-261125-0042", "18:00"};
     char out[200], missing[32];
-    int n = nt_sms_render("【华信】编号{case_no}，{reply_by}前答复。{status_url}", keys, vals, 2, out,
-                          sizeof out, missing, sizeof missing);
+    int n = nt_sms_render("【华信】编号{case_no}，{reply_by}前答复。{status_url}", keys, vals, 2,
+                          out, sizeof out, missing, sizeof missing);
     ck_assert_str_eq(out, "【华信】编号SH01-261125-0042，18:00前答复。");
     ck_assert_str_eq(missing, "status_url");
     ck_assert_int_eq(n, (int)nt_utf8_chars(out));
@@ -48,14 +51,18 @@ START_TEST(utf8_counts_characters)
 }
 END_TEST
 
-START_TEST(phone_hash_ignores_punctuation)
+START_TEST(phone_hash_ignores_punctuation_and_country_code)
 {
     char a[NT_PHONE_HASH_LEN + 1], b[NT_PHONE_HASH_LEN + 1], c[NT_PHONE_HASH_LEN + 1];
     nt_phone_hash("+86 138-0013-8000", a);
     nt_phone_hash("8613800138000", b);
     nt_phone_hash("13800138000", c);
     ck_assert_str_eq(a, b);
-    ck_assert_str_ne(a, c);
+    ck_assert_str_eq(a, c); /* a Chinese mobile number's country code does not count */
+    nt_phone_hash("008613800138000", b);
+    ck_assert_str_eq(b, c);
+    nt_phone_hash("13800138001", b);
+    ck_assert_str_ne(b, c);
     /* printf 13900000777 | sha256sum | cut -c1-16: what notifier.sh puts in the opt-out set */
     nt_phone_hash("13900000777", c);
     ck_assert_str_eq(c, "6dcd38e66217705f");
@@ -88,8 +95,10 @@ static cw_chain *chain_with(const char *extra, char *problems, size_t plen)
     char line[4096];
     int skipping = 0;
     while (fgets(line, sizeof line, in)) {
-        if (!strncmp(line, "sms:", 4)) skipping = 1;
-        else if (skipping && line[0] == '\n') skipping = 0;
+        if (!strncmp(line, "sms:", 4))
+            skipping = 1;
+        else if (skipping && line[0] == '\n')
+            skipping = 0;
         if (!skipping) fputs(line, out);
     }
     fputs(extra, out);
@@ -115,7 +124,7 @@ START_TEST(chain_sms_defaults)
     ck_assert_int_eq(s->per_day, 10);
     ck_assert_int_eq(s->quiet_from, 21 * 60);
     ck_assert_int_eq(s->quiet_to, 8 * 60);
-    ck_assert_int_eq(s->max_attempts, 6);
+    ck_assert_int_eq(s->max_attempts, 10);
     ck_assert_ptr_null(s->status_link);
     ck_assert_int_eq(cw_chain_webhooks(c)->nallow_addresses, 0);
     cw_chain_free(c);
@@ -172,13 +181,93 @@ START_TEST(chain_sms_problems)
     ck_assert_msg(strstr(problems, "sms.per_number.minute"), "%s", problems);
     ck_assert_msg(strstr(problems, "unknown address kind \"intranet\""), "%s", problems);
     c = chain_with("sms:\n  provider: aliyun\n  aliyun: {access_key_id: x, "
-                   "access_key_secret_env: CW_TEST_NOPE, sign_name: y, template_codes: {}}\n",
+                   "access_key_secret_env: CW_TEST_NOPE, sign_name: y, template_codes: "
+                   "{case_recieved: SMS_1}}\n",
                    problems, sizeof problems);
     ck_assert_ptr_null(c);
     ck_assert_msg(strstr(problems, "environment variable CW_TEST_NOPE is not set"), "%s", problems);
+    ck_assert_msg(strstr(problems, "no SMS template \"case_recieved\""), "%s", problems);
+}
+END_TEST
+
+/* A tenant's case event becomes a webhook task with the JSON the tenant gets; a case without
+ * a tenant, a tenant without a webhook, and deadline events become nothing. */
+START_TEST(hook_task_for_tenant_events)
+{
+    cw_chain *c = cw_chain_load("deploy/chain.example.yaml", NULL, NULL);
+    ck_assert_ptr_nonnull(c);
+    cw_event_meta meta;
+    struct cw_event_ids ids;
+    ck_assert_int_eq(cw_event_meta_init(&meta, &ids, "gateway", "01JDH00KAAAAAAAAAAAAAAAAAA",
+                                        "SH01", "T-SH01-0312", NULL),
+                     0);
+    meta.occurred_ms = 1795748400123LL; /* 2026-11-27T03:00:00.123Z */
+    Casewire__V1__CaseEvent e = CASEWIRE__V1__CASE_EVENT__INIT;
+    e.action = CASEWIRE__V1__CASE_ACTION__CASE_ACTION_ACKNOWLEDGE;
+    e.actor_kind = CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_STAFF;
+    e.note = "已转楼层主管";
+    cw_envelope rec = CASEWIRE__V1__ENVELOPE__INIT;
+    rec.meta = &meta;
+    rec.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT;
+    rec.case_event = &e;
+    const char *why;
+    cw_envelope *t = nt_hook_task(c, &rec, &why);
+    ck_assert_ptr_nonnull(t);
+    const Casewire__V1__NotificationTask *task = t->notification_task;
+    ck_assert_int_eq(task->kind, CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_WEBHOOK);
+    char want_id[64];
+    snprintf(want_id, sizeof want_id, "wh:%s", meta.event_id);
+    ck_assert_str_eq(task->task_id, want_id);
+    ck_assert_str_eq(t->meta->tenant_id, "T-SH01-0312");
+    char body[1024];
+    snprintf(body, sizeof body, "%.*s", (int)task->webhook_body.len, task->webhook_body.data);
+    char want[600];
+    snprintf(want, sizeof want,
+             "{\"type\":\"case.event\",\"id\":\"%s\",\"case_id\":\"01JDH00KAAAAAAAAAAAAAAAAAA\","
+             "\"site\":\"SH01\",\"tenant\":\"T-SH01-0312\",\"occurred_at\":"
+             "\"2026-11-27T03:00:00.123Z\",\"data\":{\"action\":\"acknowledge\",\"actor_kind\":"
+             "\"staff\",\"note\":\"已转楼层主管\"}}",
+             meta.event_id);
+    ck_assert_str_eq(body, want);
+    cw_event_free(t);
+
+    meta.tenant_id = "";
+    ck_assert_ptr_null(nt_hook_task(c, &rec, &why));
+    meta.tenant_id = "T-NOSUCH";
+    ck_assert_ptr_null(nt_hook_task(c, &rec, &why));
+    ck_assert_str_eq(why, "unknown tenant");
+    meta.tenant_id = "T-SH01-0312";
+    Casewire__V1__DeadlineFired f = CASEWIRE__V1__DEADLINE_FIRED__INIT;
+    rec.body_case = CASEWIRE__V1__ENVELOPE__BODY_DEADLINE_FIRED;
+    rec.deadline_fired = &f;
+    ck_assert_ptr_null(nt_hook_task(c, &rec, &why));
+    cw_chain_free(c);
+}
+END_TEST
+
+START_TEST(hook_allow_mask_from_chain_names)
+{
+    const char *names[] = {"loopback", "link_local"};
+    struct cw_webhook_settings ws = {.allow_addresses = names, .nallow_addresses = 2};
+    unsigned mask;
+    const char *bad = NULL;
+    ck_assert_int_eq(nt_hook_allow_mask(&ws, &mask, &bad), 0);
+    ck_assert_uint_eq(mask, NT_ADDR_BIT(NT_ADDR_LOOPBACK) | NT_ADDR_BIT(NT_ADDR_LINK_LOCAL));
+    /* allowing link-local does not open the metadata address */
+    ck_assert_int_eq(nt_addr_allowed(NT_ADDR_METADATA, mask), 0);
+    /* every kind the chain accepts is one the guard knows */
+    const char *all[] = {"loopback",    "private",   "link_local", "metadata", "cgnat",
+                         "unspecified", "multicast", "broadcast",  "reserved", "documentation"};
+    ws = (struct cw_webhook_settings){.allow_addresses = all, .nallow_addresses = 10};
+    ck_assert_int_eq(nt_hook_allow_mask(&ws, &mask, &bad), 0);
+    const char *nope[] = {"intranet"};
+    ws = (struct cw_webhook_settings){.allow_addresses = nope, .nallow_addresses = 1};
+    ck_assert_int_eq(nt_hook_allow_mask(&ws, &mask, &bad), -1);
+    ck_assert_str_eq(bad, "intranet");
 }
 END_TEST
 
 CW_TEST_MAIN("notifier", render_fills_placeholders, render_refuses_what_does_not_fit,
-             utf8_counts_characters, phone_hash_ignores_punctuation, chain_sms_defaults,
-             chain_sms_aliyun, chain_sms_problems)
+             utf8_counts_characters, phone_hash_ignores_punctuation_and_country_code,
+             chain_sms_defaults, chain_sms_aliyun, chain_sms_problems, hook_task_for_tenant_events,
+             hook_allow_mask_from_chain_names)
