@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calendar.h"
 #include "chain.h"
 #include "event.h"
 #include "gateway.h"
@@ -188,6 +189,11 @@ static void delivered(void *opaque, int error, const char *errstr)
     int64_t at_ms = cw_ulid_time_ms(ev->event_id);
     snprintf(at, sizeof at, "%lld", (long long)at_ms);
     char *entry = history_entry(r, ev, at_ms);
+    char day[16] = "";
+    struct cw_local local;
+    const struct cw_site *site = cw_chain_site(r->gw->chain, ev->site);
+    if (site && cw_calendar_local(r->gw->cal, site, at_ms, &local) == 0)
+        snprintf(day, sizeof day, "%d", local.yyyymmdd);
     const char *argv[] = {r->idem_key,
                           ev->case_id,
                           ev->def->name,
@@ -197,8 +203,9 @@ static void delivered(void *opaque, int error, const char *errstr)
                           r->answer ? r->answer : "{}",
                           entry ? entry : "{}",
                           at,
-                          ev->to_staff ? ev->to_staff : ""};
-    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 10, argv, committed);
+                          ev->to_staff ? ev->to_staff : "",
+                          day};
+    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 11, argv, committed);
     free(entry);
     if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
     gw_req_release(r);

@@ -49,7 +49,10 @@ enum gw_route {
     GW_TENANT_CASES_LIST,
     GW_TENANT_CASE_GET,
     GW_TENANT_CASE_EVENTS,
-    GW_CASE_GET, /* GET /v1/cases/{id} with a staff token: the whole record */
+    GW_CASE_GET,        /* GET /v1/cases/{id} with a staff token: the whole record */
+    GW_CALLBACKS_LIST,  /* GET /v1/callbacks: the call-centre queue of a site */
+    GW_CALLBACK_CLAIM,  /* POST /v1/callbacks/{task_id}/claim */
+    GW_FOLLOWUP_REPORT, /* GET /v1/reports/follow-up */
     GW_OTHER,
     GW_ROUTE__COUNT
 };
@@ -64,6 +67,9 @@ enum gw_script {
     GW_S_LIST,
     GW_S_GET,
     GW_S_STAFF_GET,
+    GW_S_CB_LIST,
+    GW_S_CB_CLAIM,
+    GW_S_FOLLOWUP_REPORT,
     GW_S__COUNT
 };
 
@@ -185,6 +191,10 @@ void gw_case_status(struct gw_req *r, const char *phone_last4);
 void gw_tenant_list(struct gw_req *r, const char *query);
 void gw_tenant_get(struct gw_req *r);
 void gw_staff_get(struct gw_req *r); /* GET /v1/cases/{id} with a staff token */
+/* followup.c: the call-centre queue and the follow-up report (staff) */
+void gw_callbacks_list(struct gw_req *r, const char *query);
+void gw_callback_claim(struct gw_req *r);
+void gw_followup_report(struct gw_req *r, const char *query);
 
 /* ---- main.c helpers used by the endpoints ---- */
 /* Parses the body into r->body (an object) and its hash; answers 4xx and returns -1 if not. */

@@ -137,6 +137,17 @@ static struct route_match match(const char *path, enum evhttp_cmd_type m, char *
                                     : get ? GW_TENANT_CASES_LIST
                                           : GW_OTHER,
                                     "GET, POST"};
+    if (strcmp(path, "/v1/callbacks") == 0)
+        return (struct route_match){get ? GW_CALLBACKS_LIST : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/reports/follow-up") == 0)
+        return (struct route_match){get ? GW_FOLLOWUP_REPORT : GW_OTHER, "GET"};
+    if (strncmp(path, "/v1/callbacks/", 14) == 0) {
+        int n = 0;
+        if (sscanf(path + 14, "%95[A-Za-z0-9-]%n", seg, &n) != 1 || strcmp(path + 14 + n, "/claim"))
+            return none;
+        snprintf(id, idlen, "%s", seg);
+        return (struct route_match){post ? GW_CALLBACK_CLAIM : GW_OTHER, "POST"};
+    }
     bool tenant = strncmp(path, "/v1/tenant/cases/", 17) == 0;
     if (tenant)
         rest = path + 17;
@@ -267,7 +278,9 @@ static void handle(struct evhttp_request *req, void *arg)
     bool tenant_route = rm.route >= GW_TENANT_CASES_POST && rm.route <= GW_TENANT_CASE_EVENTS;
     bool post = rm.route == GW_CASES_POST || rm.route == GW_CASE_EVENTS ||
                 rm.route == GW_TENANT_CASES_POST || rm.route == GW_TENANT_CASE_EVENTS;
-    bool needs_credential = tenant_route || rm.route == GW_CASE_EVENTS || rm.route == GW_CASE_GET;
+    bool needs_credential = tenant_route || rm.route == GW_CASE_EVENTS || rm.route == GW_CASE_GET ||
+                            rm.route == GW_CALLBACKS_LIST || rm.route == GW_CALLBACK_CLAIM ||
+                            rm.route == GW_FOLLOWUP_REPORT;
     if (rm.route != GW_CASE_STATUS && authenticate(r, tenant_route, needs_credential) != 0) return;
     if (r->client == GW_PUBLIC && gw_rate_check(r, 0, r->client_ip) != 0) return;
     if (r->client == GW_TENANT && gw_rate_check(r, 2, r->tenant->id) != 0) return;
@@ -295,6 +308,9 @@ static void handle(struct evhttp_request *req, void *arg)
     case GW_TENANT_CASES_LIST: gw_tenant_list(r, evhttp_uri_get_query(uri)); break;
     case GW_TENANT_CASE_GET: gw_tenant_get(r); break;
     case GW_CASE_GET: gw_staff_get(r); break;
+    case GW_CALLBACKS_LIST: gw_callbacks_list(r, evhttp_uri_get_query(uri)); break;
+    case GW_CALLBACK_CLAIM: gw_callback_claim(r); break;
+    case GW_FOLLOWUP_REPORT: gw_followup_report(r, evhttp_uri_get_query(uri)); break;
     default: gw_error(r, 404, "not_found", "no such endpoint", NULL); break;
     }
 }

@@ -28,6 +28,9 @@ static const char *const route_names[GW_ROUTE__COUNT] = {
     [GW_TENANT_CASE_GET] = "GET /v1/tenant/cases/{id}",
     [GW_TENANT_CASE_EVENTS] = "POST /v1/tenant/cases/{id}/events",
     [GW_CASE_GET] = "GET /v1/cases/{id}",
+    [GW_CALLBACKS_LIST] = "GET /v1/callbacks",
+    [GW_CALLBACK_CLAIM] = "POST /v1/callbacks/{task_id}/claim",
+    [GW_FOLLOWUP_REPORT] = "GET /v1/reports/follow-up",
     [GW_OTHER] = "other",
 };
 

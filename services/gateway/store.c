@@ -126,7 +126,8 @@ static const char event_lua[] = IDEM_PRELUDE
     "or '-') .. ' ' .. st\n" IDEM_RESERVE "return {'new', ids}\n";
 
 /* KEYS: idem ('' none). ARGV: 1 case id, 2 action, 3 outcome, 4 now, 5 new status ('' same),
- * 6 response, 7 history entry (JSON), 8 its time (ms), 9 new owner ('' same). Keeps the
+ * 6 response, 7 history entry (JSON), 8 its time (ms), 9 new owner ('' same), 10 the site's
+ * date of the event (yyyymmdd). Keeps the
  * router's indexes: the site's cases by status, the owner's open cases and open load. The
  * history is a sorted set of entries that name their event: a retried commit adds nothing. */
 static const char event_commit_lua[] =
@@ -155,6 +156,12 @@ static const char event_commit_lua[] =
     "  redis.call('HINCRBY', lk, new_owner, 1)\n"
     "end\n"
     "redis.call('ZADD', ck .. ':history', ARGV[8], ARGV[7])\n"
+    /* the day's resolutions, for the follow-up report (kept 400 days) */
+    "if ARGV[2] == 'resolve' and ARGV[10] ~= '' then\n"
+    "  local rk = 'cw:resolved:' .. site .. ':' .. ARGV[10]\n"
+    "  redis.call('SADD', rk, id)\n"
+    "  redis.call('EXPIRE', rk, 400 * 86400)\n"
+    "end\n"
     "if ARGV[2] == 'followup' then redis.call('HSET', ck, 'followup', ARGV[3])\n"
     "elseif ARGV[2] == 'reopen' then redis.call('HDEL', ck, 'followup') end\n"
     "redis.call('HSET', ck, 'updated_ms', ARGV[4])\n"
@@ -240,6 +247,55 @@ static const char staff_get_lua[] =
     "for _, h in ipairs(redis.call('ZRANGE', ck .. ':history', 0, 999)) do out[#out + 1] = h end\n"
     "return out\n";
 
+/* ARGV: site. The site's open callback tasks (at most 500, by due time), 9 fields each: task
+ * id, case id, case no, urgency, due ms, attempts, agent, lease until, state. */
+static const char cb_list_lua[] =
+    "local ids = redis.call('ZRANGE', 'cw:cb:' .. ARGV[1] .. ':queue', 0, 499)\n"
+    "local out = {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local t = redis.call('HMGET', 'cw:cb:task:' .. id, 'case_id', 'case_no', 'urgency', "
+    "'due_ms', 'attempts', 'agent', 'lease_until', 'state')\n"
+    "  out[#out + 1] = id\n"
+    "  for i = 1, 8 do out[#out + 1] = t[i] or '' end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: 1 task id, 2 agent, 3 lease ms, 4 site the caller may act on ('' any). On Redis's
+ * clock: {'ok', case id, case no, lease until}, {'taken', agent, lease until}, {'closed',
+ * state}, {'not_found'}. The same agent claiming again renews its lease. */
+static const char cb_claim_lua[] =
+    "local tk = 'cw:cb:task:' .. ARGV[1]\n"
+    "local t = redis.call('HMGET', tk, 'state', 'site', 'agent', 'lease_until', 'case_id', "
+    "'case_no')\n"
+    "if not t[1] then return {'not_found'} end\n"
+    "if ARGV[4] ~= '' and t[2] ~= ARGV[4] then return {'not_found'} end\n"
+    "if t[1] ~= 'open' then return {'closed', t[1]} end\n"
+    "local tt = redis.call('TIME')\n"
+    "local now = tonumber(tt[1]) * 1000 + math.floor(tonumber(tt[2]) / 1000)\n"
+    "if t[3] and t[3] ~= '' and t[3] ~= ARGV[2] and tonumber(t[4] or '0') > now then\n"
+    "  return {'taken', t[3], t[4]}\n"
+    "end\n"
+    "local till = now + tonumber(ARGV[3])\n"
+    "redis.call('HSET', tk, 'agent', ARGV[2], 'lease_until', till)\n"
+    "return {'ok', t[5], t[6], tostring(till)}\n";
+
+/* ARGV: site, yyyymmdd. The cases the gateway saw resolved that day at the site, against the
+ * callback tasks the notifier made and the outcomes recorded: {resolved, with a task,
+ * followed up, case numbers without a task...}. */
+static const char followup_report_lua[] =
+    "local ids = redis.call('SMEMBERS', 'cw:resolved:' .. ARGV[1] .. ':' .. ARGV[2])\n"
+    "local tasks, followed, out = 0, 0, {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  if redis.call('EXISTS', 'cw:cb:case:' .. id) == 1 then tasks = tasks + 1\n"
+    "  else out[#out + 1] = redis.call('HGET', 'cw:case:' .. id, 'case_no') or id end\n"
+    "  if redis.call('HEXISTS', 'cw:case:' .. id, 'followup') == 1 then followed = followed + 1 "
+    "end\n"
+    "end\n"
+    "table.insert(out, 1, followed)\n"
+    "table.insert(out, 1, tasks)\n"
+    "table.insert(out, 1, #ids)\n"
+    "return out\n";
+
 static const char *const sources[GW_S__COUNT] = {
     [GW_S_INTAKE] = intake_lua,
     [GW_S_INTAKE_COMMIT] = intake_commit_lua,
@@ -250,6 +306,9 @@ static const char *const sources[GW_S__COUNT] = {
     [GW_S_LIST] = list_lua,
     [GW_S_GET] = get_lua,
     [GW_S_STAFF_GET] = staff_get_lua,
+    [GW_S_CB_LIST] = cb_list_lua,
+    [GW_S_CB_CLAIM] = cb_claim_lua,
+    [GW_S_FOLLOWUP_REPORT] = followup_report_lua,
 };
 
 int gw_store_init(struct gw *gw)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "calendar.h"
+#include "callbacks.h"
 #include "event.h"
 #include "hooks.h"
 #include "http.h"
@@ -62,6 +63,7 @@ struct notifier {
     nt_outbox *outbox;
     nt_http *http;
     nt_sms *sms;
+    nt_callbacks *callbacks;
     int64_t lease_ms;
     struct event *claim_timer;
     bool claiming, stopping, closing;
@@ -114,7 +116,9 @@ struct add {
     cw_kmsg *msg;
     cw_envelope *env;
     int attempts;
-    bool refused; /* not a deliverable task: on its way to the dead-letter topic */
+    bool refused;     /* not a deliverable task: on its way to the dead-letter topic */
+    cw_envelope *rec; /* a record of casewire.cases.v1: its follow-up work comes first */
+    bool rec_applied;
     struct event *retry;
     struct add *prev, *next;
 };
@@ -132,6 +136,7 @@ static void add_free(struct add *a)
     if (a->next) a->next->prev = a->prev;
     if (a->retry) event_free(a->retry);
     cw_event_free(a->env);
+    cw_event_free(a->rec);
     free(a);
 }
 
@@ -191,9 +196,34 @@ static void on_added(void *arg, const redisReply *r, const char *err)
     add_done(a);
 }
 
+static void on_rec_applied(void *arg, int ok, const char *why)
+{
+    struct add *a = arg;
+    if (a->n->closing) return;
+    if (!ok) {
+        add_later(a, why ? why : "the follow-up store failed");
+        return;
+    }
+    a->rec_applied = true;
+    add_step(a);
+}
+
 static void add_step(struct add *a)
 {
     struct notifier *n = a->n;
+    if (a->rec && !a->rec_applied) {
+        int rc = nt_callbacks_apply(n->callbacks, a->rec, on_rec_applied, a);
+        if (rc > 0) return; /* on_rec_applied goes on */
+        if (rc < 0) {
+            add_later(a, "Redis refused the follow-up");
+            return;
+        }
+        a->rec_applied = true;
+    }
+    if (!a->env) { /* nothing for the outbox: the record is done */
+        add_done(a);
+        return;
+    }
     const Casewire__V1__NotificationTask *t = a->env->notification_task;
     uint8_t *buf;
     size_t len = cw_event_pack(a->env, &buf);
@@ -282,22 +312,23 @@ static void on_case_record(struct notifier *n, cw_kmsg *m)
     char err[200];
     cw_envelope *rec = v ? cw_event_unpack(v, len, err, sizeof err) : NULL;
     const char *why = NULL;
-    cw_envelope *task = rec ? nt_hook_task(n->chain, rec, &why) : NULL;
-    if (why)
-        cw_warn("notifier.webhook_skipped", "case=%s event=%s reason=\"%s\"", rec->meta->case_id,
-                rec->meta->event_id, why);
-    cw_event_free(rec);
-    if (!task) { /* nothing for a tenant (undecodable records are the router's to refuse) */
+    if (!rec) { /* undecodable records are the router's to refuse */
         cw_kmsg_done(m);
         return;
     }
+    cw_envelope *task = nt_hook_task(n->chain, rec, &why);
+    if (why)
+        cw_warn("notifier.webhook_skipped", "case=%s event=%s reason=\"%s\"", rec->meta->case_id,
+                rec->meta->event_id, why);
     struct add *a = calloc(1, sizeof *a);
     if (!a) {
-        cw_error("notifier.out_of_memory", "where=webhook");
+        cw_error("notifier.out_of_memory", "where=case_record");
         cw_event_free(task);
+        cw_event_free(rec);
         return; /* not done: redelivered after a restart */
     }
-    *a = (struct add){.n = n, .msg = m, .env = task, .next = n->adds};
+    /* the follow-up first (a resolution's callback task), then the tenant's webhook */
+    *a = (struct add){.n = n, .msg = m, .env = task, .rec = rec, .next = n->adds};
     if (n->adds) n->adds->prev = a;
     n->adds = a;
     add_step(a);
@@ -1011,6 +1042,7 @@ static int setup(struct notifier *n, cw_service *svc)
         cw_error("notifier.calendar_failed", "reason=\"%s\"", err);
         return -1;
     }
+    if (!(n->callbacks = nt_callbacks_new(n->redis, n->chain, n->cal))) return -1;
     if (!(n->outbox = nt_outbox_new(n->redis)) ||
         !(n->http = nt_http_new(n->base, MAX_BUSY, err, sizeof err))) {
         cw_error("notifier.setup_failed", "reason=\"%s\"", n->outbox ? err : "out of memory");
@@ -1072,6 +1104,7 @@ int main(int argc, char **argv)
     while (n.tasks) task_free(n.tasks);
     nt_sms_free(n.sms);
     nt_outbox_free(n.outbox);
+    nt_callbacks_free(n.callbacks);
     cw_calendar_free(n.cal);
     return exit_code;
 }

@@ -1,0 +1,212 @@
+/* Callback tasks for the follow-up (see callbacks.h). */
+#include "callbacks.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "ids.h"
+#include "log.h"
+#include "policy.h"
+
+struct nt_callbacks {
+    cw_redis *redis;
+    const cw_chain *chain;
+    const cw_calendar *cal;
+    cw_redis_script *add, *outcome;
+};
+
+// clang-format off
+/* KEYS task, queue, case's task, site's day of tasks; ARGV task id, case id, case no, site,
+ * urgency, due ms, resolved ms, resolve event id. 1 new, 0 known. */
+static const char add_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+    "redis.call('HSET', KEYS[1], 'case_id', ARGV[2], 'case_no', ARGV[3], 'site', ARGV[4], "
+    "  'urgency', ARGV[5], 'due_ms', ARGV[6], 'resolved_ms', ARGV[7], 'event_id', ARGV[8], "
+    "  'state', 'open', 'attempts', 0) "
+    "redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1]) "
+    "redis.call('SET', KEYS[3], ARGV[1]) "
+    "redis.call('SADD', KEYS[4], ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[4], 400 * 86400) "
+    "return 1";
+
+/* KEYS the case's task pointer; ARGV outcome, now ms, retry ms, max attempts, event id.
+ * Returns none (no task), dup (this event was applied), closed (the task is over), done,
+ * retry, unreachable (the last attempt). */
+static const char outcome_lua[] =
+    "local tid = redis.call('GET', KEYS[1]) "
+    "if not tid then return 'none' end "
+    "local tk = 'cw:cb:task:' .. tid "
+    "local t = redis.call('HMGET', tk, 'state', 'site', 'attempts', 'last_event') "
+    "if not t[1] then return 'none' end "
+    "if t[4] == ARGV[5] then return 'dup' end "
+    "if t[1] == 'done' or t[1] == 'unreachable' then return 'closed' end "
+    "local q = 'cw:cb:' .. t[2] .. ':queue' "
+    "redis.call('HSET', tk, 'last_event', ARGV[5], 'outcome', ARGV[1], 'agent', '', 'lease_until', 0) "
+    "if ARGV[1] == 'unreachable' then "
+    "  local n = tonumber(t[3] or '0') + 1 "
+    "  redis.call('HSET', tk, 'attempts', n) "
+    "  if n >= tonumber(ARGV[4]) then "
+    "    redis.call('HSET', tk, 'state', 'unreachable') "
+    "    redis.call('ZREM', q, tid) "
+    "    return 'unreachable' "
+    "  end "
+    "  local due = tonumber(ARGV[2]) + tonumber(ARGV[3]) "
+    "  redis.call('HSET', tk, 'state', 'open', 'due_ms', due) "
+    "  redis.call('ZADD', q, due, tid) "
+    "  return 'retry' "
+    "end "
+    "redis.call('HSET', tk, 'state', 'done') "
+    "redis.call('ZREM', q, tid) "
+    "return 'done'";
+// clang-format on
+
+nt_callbacks *nt_callbacks_new(cw_redis *r, const cw_chain *chain, const cw_calendar *cal)
+{
+    nt_callbacks *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    *c = (nt_callbacks){.redis = r, .chain = chain, .cal = cal};
+    c->add = cw_redis_script_new(r, add_lua);
+    c->outcome = cw_redis_script_new(r, outcome_lua);
+    if (!c->add || !c->outcome) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void nt_callbacks_free(nt_callbacks *c) { free(c); }
+
+/* One resolution or outcome being applied. */
+struct job {
+    nt_callbacks *c;
+    void (*done)(void *, int, const char *);
+    void *arg;
+    char case_id[CW_ULID_LEN + 1], event_id[CW_ULID_LEN + 1], site[32];
+    int64_t at_ms;
+};
+
+static void finish(struct job *j, int ok, const char *why)
+{
+    j->done(j->arg, ok, why);
+    free(j);
+}
+
+static void on_script(void *arg, const redisReply *r, const char *err)
+{
+    struct job *j = arg;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        finish(j, 0, err ? err : r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING)
+        cw_debug("notifier.callback_outcome", "case=%s result=%s", j->case_id, r->str);
+    finish(j, 1, NULL);
+}
+
+static const char *field(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : NULL;
+}
+
+/* The case's facts are in: its follow-up clock, then the task. */
+static void on_case(void *arg, const redisReply *r, const char *err)
+{
+    struct job *j = arg;
+    nt_callbacks *c = j->c;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        finish(j, 0, err ? err : "bad reply");
+        return;
+    }
+    const char *case_no = field(r, 0), *tenant = field(r, 6), *urgency = field(r, 3);
+    const struct cw_site *site = cw_chain_site(c->chain, j->site);
+    struct cw_case_facts f = {.site = site, .has_tenant = tenant && *tenant && strcmp(tenant, "-")};
+    if (field(r, 1)) f.type = cw_case_type_parse(field(r, 1));
+    if (field(r, 2)) f.category = cw_category_parse(field(r, 2));
+    if (urgency) f.urgency = cw_urgency_parse(urgency);
+    if (field(r, 4)) f.validity = cw_validity_parse(field(r, 4));
+    if (field(r, 5)) f.channel = cw_channel_parse(field(r, 5));
+    /* a name this chain does not know counts as not known */
+    if (f.type < 0) f.type = 0;
+    if (f.category < 0) f.category = 0;
+    if (f.urgency < 0) f.urgency = 0;
+    if (f.validity < 0) f.validity = 0;
+    if (f.channel < 0) f.channel = 0;
+    int64_t due = j->at_ms + NT_CB_DEFAULT_DUE_MS;
+    const struct cw_policy *p = site ? cw_policy_for(c->chain, &f) : NULL;
+    if (p && cw_policy_due(c->cal, site, p, CASEWIRE__V1__CLOCK_KIND__CLOCK_FOLLOWUP, j->at_ms,
+                           &due) < 0)
+        due = j->at_ms + NT_CB_DEFAULT_DUE_MS;
+    struct cw_local day;
+    int ymd = site && cw_calendar_local(c->cal, site, j->at_ms, &day) == 0 ? day.yyyymmdd : 0;
+    char task_id[64], tk[80], q[64], ck[64], dk[80], due_s[24], at_s[24];
+    snprintf(task_id, sizeof task_id, "%s-%s", j->case_id, j->event_id);
+    snprintf(tk, sizeof tk, "cw:cb:task:%s", task_id);
+    snprintf(q, sizeof q, "cw:cb:%s:queue", j->site);
+    snprintf(ck, sizeof ck, "cw:cb:case:%s", j->case_id);
+    snprintf(dk, sizeof dk, "cw:cb:%s:created:%d", j->site, ymd);
+    snprintf(due_s, sizeof due_s, "%lld", (long long)due);
+    snprintf(at_s, sizeof at_s, "%lld", (long long)j->at_ms);
+    const char *argv[] = {tk,
+                          q,
+                          ck,
+                          dk,
+                          task_id,
+                          j->case_id,
+                          case_no ? case_no : j->case_id,
+                          j->site,
+                          urgency ? urgency : "general",
+                          due_s,
+                          at_s,
+                          j->event_id};
+    int rc = cw_redis_script_run(c->redis, c->add, on_script, j, 4, 12, argv, NULL);
+    if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
+}
+
+int nt_callbacks_apply(nt_callbacks *c, const cw_envelope *rec,
+                       void (*done)(void *arg, int ok, const char *why), void *arg)
+{
+    if (rec->body_case != CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT) return 0;
+    const Casewire__V1__CaseEvent *e = rec->case_event;
+    int resolve = e->action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_RESOLVE;
+    int outcome = e->action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP && e->outcome;
+    if (!resolve && !outcome) return 0;
+    const cw_event_meta *m = rec->meta;
+    if (!cw_ulid_valid(m->case_id) || !cw_ulid_valid(m->event_id) || !m->site_id ||
+        strlen(m->site_id) >= 32)
+        return 0; /* not ours to judge: the router refuses such records */
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return -1;
+    *j = (struct job){.c = c, .done = done, .arg = arg, .at_ms = m->occurred_ms};
+    if (j->at_ms <= 0) j->at_ms = cw_now_ms();
+    snprintf(j->case_id, sizeof j->case_id, "%s", m->case_id);
+    snprintf(j->event_id, sizeof j->event_id, "%s", m->event_id);
+    snprintf(j->site, sizeof j->site, "%s", m->site_id);
+    int rc;
+    if (resolve) {
+        rc = cw_redis_commandf(c->redis, on_case, j,
+                               "HMGET cw:case:%s case_no type category urgency "
+                               "validity channel tenant",
+                               j->case_id);
+    } else {
+        const char *word =
+            e->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED ? "satisfied"
+            : e->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_UNREACHABLE
+                ? "unreachable"
+                : "not_satisfied";
+        char ck[64], now[24], retry[24], max[8];
+        snprintf(ck, sizeof ck, "cw:cb:case:%s", j->case_id);
+        snprintf(now, sizeof now, "%lld", (long long)j->at_ms);
+        snprintf(retry, sizeof retry, "%lld", NT_CB_RETRY_MS);
+        snprintf(max, sizeof max, "%d", NT_CB_MAX_ATTEMPTS);
+        const char *argv[] = {ck, word, now, retry, max, j->event_id};
+        rc = cw_redis_script_run(c->redis, c->outcome, on_script, j, 1, 6, argv, NULL);
+    }
+    if (rc != CW_REDIS_OK) {
+        free(j);
+        return -1;
+    }
+    return 1;
+}
