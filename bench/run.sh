@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark prints its figures. The figures belong here, never in the
 # test suite. Each bench/*.sh is one benchmark: the gateway (2/7), the Kafka wrapper, the
-# router (3/7), the deadline worker (4/7); the notifier and end to end arrive with their issues.
+# router (3/7), the deadline worker (4/7), the notifier (5/7); end to end arrives with 7/7.
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)

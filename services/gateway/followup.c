@@ -67,7 +67,7 @@ static int parse_query(struct gw_req *r, const char *query, struct evkeyvalq *q)
 
 static int urgency_rank(const char *u)
 {
-    return !strcmp(u, "emergency") ? 2 : !strcmp(u, "important") ? 1 : 0;
+    return !u ? 0 : !strcmp(u, "emergency") ? 2 : !strcmp(u, "important") ? 1 : 0;
 }
 
 static int by_urgency_then_due(const void *a, const void *b)
@@ -168,14 +168,29 @@ static void claimed(struct gw_req *r, const redisReply *reply, const char *err)
 
 void gw_callback_claim(struct gw_req *r)
 {
-    /* the task's site is checked in the script: pass the caller's, unless it works for the
-     * group (its department may be several sites' callback department) */
-    const char *site = r->staff->site ? r->staff->site->id : "";
+    /* the task's site is checked in the script, against every site whose follow-up the caller
+     * works (a group call centre may be the callback department of several) */
+    size_t cap = 2, len = 1;
+    const cw_chain *chain = r->gw->chain;
+    for (size_t i = 0; i < cw_chain_site_count(chain); i++)
+        cap += strlen(cw_chain_site_at(chain, i)->id) + 1;
+    char *sites = malloc(cap);
+    if (!sites) {
+        gw_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    strcpy(sites, ",");
+    for (size_t i = 0; i < cw_chain_site_count(chain); i++) {
+        const struct cw_site *s = cw_chain_site_at(chain, i);
+        if (!may_follow_up(r->staff, s)) continue;
+        len += (size_t)snprintf(sites + len, cap - len, "%s,", s->id);
+    }
     char lease[16];
     snprintf(lease, sizeof lease, "%d", CLAIM_LEASE_MS);
-    const char *argv[] = {r->path_id, r->staff->id, lease, site};
+    const char *argv[] = {r->path_id, r->staff->id, lease, sites};
     if (gw_store_run(r, GW_S_CB_CLAIM, 0, 4, argv, claimed) != 0)
         gw_error_retry(r, 503, "unavailable", "callback store unavailable; retry", 2);
+    free(sites);
 }
 
 /* ---- the report ---- */

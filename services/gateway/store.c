@@ -260,7 +260,8 @@ static const char cb_list_lua[] =
     "end\n"
     "return out\n";
 
-/* ARGV: 1 task id, 2 agent, 3 lease ms, 4 site the caller may act on ('' any). On Redis's
+/* ARGV: 1 task id, 2 agent, 3 lease ms, 4 the sites whose follow-up the caller works
+ * (",SH01,SH02,"): a task of any other site is not_found. On Redis's
  * clock: {'ok', case id, case no, lease until}, {'taken', agent, lease until}, {'closed',
  * state}, {'not_found'}. The same agent claiming again renews its lease. */
 static const char cb_claim_lua[] =
@@ -268,7 +269,8 @@ static const char cb_claim_lua[] =
     "local t = redis.call('HMGET', tk, 'state', 'site', 'agent', 'lease_until', 'case_id', "
     "'case_no')\n"
     "if not t[1] then return {'not_found'} end\n"
-    "if ARGV[4] ~= '' and t[2] ~= ARGV[4] then return {'not_found'} end\n"
+    "if not string.find(ARGV[4], ',' .. (t[2] or '') .. ',', 1, true) then return {'not_found'} "
+    "end\n"
     "if t[1] ~= 'open' then return {'closed', t[1]} end\n"
     "local tt = redis.call('TIME')\n"
     "local now = tonumber(tt[1]) * 1000 + math.floor(tonumber(tt[2]) / 1000)\n"

@@ -20,9 +20,15 @@ struct nt_callbacks {
 
 // clang-format off
 /* KEYS task, queue, case's task, site's day of tasks; ARGV task id, case id, case no, site,
- * urgency, due ms, resolved ms, resolve event id. 1 new, 0 known. */
+ * urgency, due ms, resolved ms, resolve event id. 1 new, 0 known. A new resolution supersedes
+ * the case's earlier task if that is still open (a reopen that was never followed up). */
 static const char add_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+    "local prev = redis.call('GET', KEYS[3]) "
+    "if prev and redis.call('HGET', 'cw:cb:task:' .. prev, 'state') == 'open' then "
+    "  redis.call('HSET', 'cw:cb:task:' .. prev, 'state', 'superseded') "
+    "  redis.call('ZREM', KEYS[2], prev) "
+    "end "
     "redis.call('HSET', KEYS[1], 'case_id', ARGV[2], 'case_no', ARGV[3], 'site', ARGV[4], "
     "  'urgency', ARGV[5], 'due_ms', ARGV[6], 'resolved_ms', ARGV[7], 'event_id', ARGV[8], "
     "  'state', 'open', 'attempts', 0) "
@@ -32,19 +38,25 @@ static const char add_lua[] =
     "redis.call('EXPIRE', KEYS[4], 400 * 86400) "
     "return 1";
 
-/* KEYS the case's task pointer; ARGV outcome, now ms, retry ms, max attempts, event id.
- * Returns none (no task), dup (this event was applied), closed (the task is over), done,
- * retry, unreachable (the last attempt). */
+/* KEYS the case's task pointer; ARGV what (satisfied, not_satisfied, unreachable, or cancel:
+ * the case was reopened or closed), now ms, retry ms, max attempts, event id. Every event id
+ * applies once (remembered in the task). Returns none (no task), dup, closed (the task is
+ * over), done, retry, unreachable (the last attempt), cancelled. */
 static const char outcome_lua[] =
     "local tid = redis.call('GET', KEYS[1]) "
     "if not tid then return 'none' end "
     "local tk = 'cw:cb:task:' .. tid "
-    "local t = redis.call('HMGET', tk, 'state', 'site', 'attempts', 'last_event') "
+    "local t = redis.call('HMGET', tk, 'state', 'site', 'attempts') "
     "if not t[1] then return 'none' end "
-    "if t[4] == ARGV[5] then return 'dup' end "
-    "if t[1] == 'done' or t[1] == 'unreachable' then return 'closed' end "
+    "if redis.call('HSETNX', tk, 'ev:' .. ARGV[5], 1) == 0 then return 'dup' end "
+    "if t[1] ~= 'open' then return 'closed' end "
     "local q = 'cw:cb:' .. t[2] .. ':queue' "
-    "redis.call('HSET', tk, 'last_event', ARGV[5], 'outcome', ARGV[1], 'agent', '', 'lease_until', 0) "
+    "if ARGV[1] == 'cancel' then "
+    "  redis.call('HSET', tk, 'state', 'cancelled') "
+    "  redis.call('ZREM', q, tid) "
+    "  return 'cancelled' "
+    "end "
+    "redis.call('HSET', tk, 'outcome', ARGV[1], 'agent', '', 'lease_until', 0) "
     "if ARGV[1] == 'unreachable' then "
     "  local n = tonumber(t[3] or '0') + 1 "
     "  redis.call('HSET', tk, 'attempts', n) "
@@ -86,6 +98,8 @@ struct job {
     void *arg;
     char case_id[CW_ULID_LEN + 1], event_id[CW_ULID_LEN + 1], site[32];
     int64_t at_ms;
+    bool outcome; /* a follow-up outcome: it may arrive before its resolution's task exists */
+    int attempt;
 };
 
 static void finish(struct job *j, int ok, const char *why)
@@ -101,8 +115,15 @@ static void on_script(void *arg, const redisReply *r, const char *err)
         finish(j, 0, err ? err : r->str);
         return;
     }
-    if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING)
-        cw_debug("notifier.callback_outcome", "case=%s result=%s", j->case_id, r->str);
+    bool str = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING;
+    if (str) cw_debug("notifier.callback_outcome", "case=%s result=%s", j->case_id, r->str);
+    /* The case's records are applied concurrently: an outcome can overtake the resolution
+     * whose task it completes. Wait for it a while; a case resolved before the notifier knew
+     * about follow-ups has no task at all, and then the outcome has nothing to do. */
+    if (str && j->outcome && !strcmp(r->str, "none") && j->attempt < NT_CB_WAIT_ATTEMPTS) {
+        finish(j, 0, "no callback task yet");
+        return;
+    }
     finish(j, 1, NULL);
 }
 
@@ -165,21 +186,28 @@ static void on_case(void *arg, const redisReply *r, const char *err)
     if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
 }
 
-int nt_callbacks_apply(nt_callbacks *c, const cw_envelope *rec,
+int nt_callbacks_apply(nt_callbacks *c, const cw_envelope *rec, int attempt,
                        void (*done)(void *arg, int ok, const char *why), void *arg)
 {
     if (rec->body_case != CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT) return 0;
     const Casewire__V1__CaseEvent *e = rec->case_event;
     int resolve = e->action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_RESOLVE;
     int outcome = e->action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP && e->outcome;
-    if (!resolve && !outcome) return 0;
+    int cancel = e->action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REOPEN ||
+                 e->action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE;
+    if (!resolve && !outcome && !cancel) return 0;
     const cw_event_meta *m = rec->meta;
     if (!cw_ulid_valid(m->case_id) || !cw_ulid_valid(m->event_id) || !m->site_id ||
         strlen(m->site_id) >= 32)
         return 0; /* not ours to judge: the router refuses such records */
     struct job *j = calloc(1, sizeof *j);
     if (!j) return -1;
-    *j = (struct job){.c = c, .done = done, .arg = arg, .at_ms = m->occurred_ms};
+    *j = (struct job){.c = c,
+                      .done = done,
+                      .arg = arg,
+                      .at_ms = m->occurred_ms,
+                      .outcome = outcome,
+                      .attempt = attempt};
     if (j->at_ms <= 0) j->at_ms = cw_now_ms();
     snprintf(j->case_id, sizeof j->case_id, "%s", m->case_id);
     snprintf(j->event_id, sizeof j->event_id, "%s", m->event_id);
@@ -192,7 +220,9 @@ int nt_callbacks_apply(nt_callbacks *c, const cw_envelope *rec,
                                j->case_id);
     } else {
         const char *word =
-            e->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED ? "satisfied"
+            cancel ? "cancel"
+            : e->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED
+                ? "satisfied"
             : e->outcome == CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_UNREACHABLE
                 ? "unreachable"
                 : "not_satisfied";

@@ -65,8 +65,12 @@ static json_t *event_data(const Casewire__V1__CaseEvent *e)
                           enum_word(&casewire__v1__actor_kind__descriptor, e->actor_kind, actor,
                                     sizeof actor, "ACTOR_KIND_"));
     if (!d) return NULL;
-    if (e->note && *e->note) json_object_set_new(d, "note", json_string(e->note));
-    if (e->reply && *e->reply) json_object_set_new(d, "reply", json_string(e->reply));
+    /* Free text goes to the tenant only when the tenant wrote it: staff notes are internal
+     * and may hold anything, the customer's number included. */
+    if (e->actor_kind == CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT) {
+        if (e->note && *e->note) json_object_set_new(d, "note", json_string(e->note));
+        if (e->reply && *e->reply) json_object_set_new(d, "reply", json_string(e->reply));
+    }
     if (e->outcome)
         json_object_set_new(
             d, "outcome",

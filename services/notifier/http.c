@@ -5,16 +5,23 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Requests handed to libcurl at once; the rest wait here, in order. libcurl's own queue of
+ * requests waiting for a connection is scanned on every removal (curl_multi_remove_handle took
+ * a quarter of the notifier's CPU with 2,000 queued), and its timeouts would count the wait. */
+#define MAX_ACTIVE 128
 
 struct nt_http {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    size_t inflight, max_inflight;
-    struct req *reqs; /* in flight, for nt_http_free */
+    size_t inflight, max_inflight, active;
+    struct req *reqs;                  /* every request not answered, for nt_http_free */
+    struct req *wait_head, *wait_tail; /* not handed to libcurl yet */
 };
 
 struct req {
@@ -30,7 +37,11 @@ struct req {
     void *vet_arg;
     const char *vet_why; /* set when vet refused an address */
     char errbuf[CURL_ERROR_SIZE];
+    bool added; /* handed to libcurl (else waiting) */
+    long timeout_ms;
+    struct timeval queued; /* when it started waiting */
     struct req *prev, *next;
+    struct req *wait_next;
 };
 
 /* Per watched socket. */
@@ -69,7 +80,15 @@ static void req_free(struct req *r)
         h->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     h->inflight--;
-    curl_multi_remove_handle(h->multi, r->easy);
+    if (r->added) {
+        curl_multi_remove_handle(h->multi, r->easy);
+        h->active--;
+    } else { /* only nt_http_free frees a waiting request: unlink it from the wait queue */
+        struct req **pp = &h->wait_head, *last = NULL;
+        while (*pp && *pp != r) last = *pp, pp = &(*pp)->wait_next;
+        if (*pp) *pp = r->wait_next;
+        if (h->wait_tail == r) h->wait_tail = last;
+    }
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     free(r->body);
@@ -121,6 +140,41 @@ static void finish(struct req *r, CURLcode rc)
     req_free(r);
 }
 
+/* Hands waiting requests to libcurl while there is room. A request libcurl refuses fails
+ * as never sent. */
+static void start_waiting(nt_http *h)
+{
+    while (h->wait_head && h->active < MAX_ACTIVE) {
+        struct req *r = h->wait_head;
+        h->wait_head = r->wait_next;
+        if (!h->wait_head) h->wait_tail = NULL;
+        r->wait_next = NULL;
+        /* Waited longer than its own timeout: failed as never sent, so that the caller's
+         * lease (two timeouts and some) still covers every request that does go out. */
+        struct timeval now;
+        event_base_gettimeofday_cached(h->base, &now);
+        long waited =
+            (now.tv_sec - r->queued.tv_sec) * 1000 + (now.tv_usec - r->queued.tv_usec) / 1000;
+        if (waited > r->timeout_ms) {
+            struct nt_http_response late = {.outcome = NT_HTTP_TIMEOUT,
+                                            .body = "",
+                                            .error = "waited too long for a connection"};
+            r->cb(r->arg, &late);
+            req_free(r);
+            continue;
+        }
+        if (curl_multi_add_handle(h->multi, r->easy) == CURLM_OK) {
+            r->added = true;
+            h->active++;
+            continue;
+        }
+        struct nt_http_response resp = {
+            .outcome = NT_HTTP_UNREACHABLE, .body = "", .error = "libcurl refused the request"};
+        r->cb(r->arg, &resp);
+        req_free(r);
+    }
+}
+
 static void check_done(nt_http *h)
 {
     CURLMsg *msg;
@@ -131,6 +185,7 @@ static void check_done(nt_http *h)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         if (r) finish(r, msg->data.result);
     }
+    start_waiting(h);
 }
 
 static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
@@ -282,6 +337,7 @@ int nt_http_send(nt_http *h, const struct nt_http_request *q, nt_http_fn *cb, vo
     struct req *r = calloc(1, sizeof *r);
     if (!r) return -1;
     r->h = h, r->cb = cb, r->arg = arg, r->vet = q->vet, r->vet_arg = q->vet_arg;
+    r->timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : 10000L;
     r->easy = curl_easy_init();
     int bad = !r->easy;
     for (size_t i = 0; !bad && i < q->nheaders; i++) {
@@ -334,12 +390,23 @@ int nt_http_send(nt_http *h, const struct nt_http_request *q, nt_http_fn *cb, vo
     } else if (strcmp(q->method, "GET")) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
     }
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        curl_slist_free_all(r->headers);
-        free(r->body);
-        free(r);
-        return -1;
+    if (h->active < MAX_ACTIVE && !h->wait_head) {
+        if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+            curl_easy_cleanup(e);
+            curl_slist_free_all(r->headers);
+            free(r->body);
+            free(r);
+            return -1;
+        }
+        r->added = true;
+        h->active++;
+    } else if (h->wait_tail) {
+        event_base_gettimeofday_cached(h->base, &r->queued);
+        h->wait_tail->wait_next = r;
+        h->wait_tail = r;
+    } else {
+        event_base_gettimeofday_cached(h->base, &r->queued);
+        h->wait_head = h->wait_tail = r;
     }
     r->next = h->reqs;
     if (h->reqs) h->reqs->prev = r;

@@ -47,6 +47,7 @@
 #define STEP_ATTEMPTS 20
 #define MAX_TEXT 4096 /* bytes of a rendered message */
 #define MAX_TASK_ID 160
+#define MAX_CASE_AGE_MS (7LL * 24 * 3600 * 1000) /* older case events are not acted on */
 
 struct add;
 struct task;
@@ -73,7 +74,7 @@ struct notifier {
     struct {
         cw_metric *added, *duplicates, *bad, *claims, *sent, *retry, *rejected, *unknown, *deferred,
             *suppressed, *failed, *fenced, *dead, *latency, *staff, *hook_sent, *hook_retry,
-            *hook_failed;
+            *hook_failed, *too_old;
     } m;
 };
 
@@ -212,7 +213,7 @@ static void add_step(struct add *a)
 {
     struct notifier *n = a->n;
     if (a->rec && !a->rec_applied) {
-        int rc = nt_callbacks_apply(n->callbacks, a->rec, on_rec_applied, a);
+        int rc = nt_callbacks_apply(n->callbacks, a->rec, a->attempts, on_rec_applied, a);
         if (rc > 0) return; /* on_rec_applied goes on */
         if (rc < 0) {
             add_later(a, "Redis refused the follow-up");
@@ -312,7 +313,14 @@ static void on_case_record(struct notifier *n, cw_kmsg *m)
     char err[200];
     cw_envelope *rec = v ? cw_event_unpack(v, len, err, sizeof err) : NULL;
     const char *why = NULL;
-    if (!rec) { /* undecodable records are the router's to refuse */
+    /* Undecodable records are the router's to refuse. Events older than a week are not acted
+     * on: a first start (or a notifier down that long) does not flood tenants with a month of
+     * webhooks and the call centre with long-closed cases; a week is within what the outbox
+     * remembers (NT_KEEP_DONE_MS), so a redelivered record still changes nothing. */
+    if (!rec ||
+        (rec->meta->occurred_ms > 0 && rec->meta->occurred_ms < wall_ms() - MAX_CASE_AGE_MS)) {
+        if (rec) cw_metric_add(n->m.too_old, 1);
+        cw_event_free(rec);
         cw_kmsg_done(m);
         return;
     }
@@ -547,7 +555,10 @@ static void on_task_dead_lettered(void *opaque, int error, const char *errstr)
 static void give_up(struct task *k)
 {
     struct notifier *n = k->n;
-    cw_metric_add(n->m.failed, 1);
+    cw_metric_add(k->t->kind == CASEWIRE__V1__NOTIFICATION_KIND__NOTIFICATION_KIND_WEBHOOK
+                      ? n->m.hook_failed
+                      : n->m.failed,
+                  1);
     cw_error("notifier.dead_letter", "task=%s kind=%d tries=%u reason=\"%s\"", k->id,
              (int)k->t->kind, k->tries, k->error);
     uint8_t *buf;
@@ -846,7 +857,6 @@ static void on_hook(void *arg, const struct nt_sms_result *r)
         cw_metric_add(n->m.hook_sent, 1);
         settle(k, "delivered", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DELIVERED, NULL);
     } else if (r->outcome == NT_SMS_REJECTED) {
-        cw_metric_add(n->m.hook_failed, 1);
         give_up(k);
     } else {
         not_sent(k, false);
@@ -994,6 +1004,8 @@ static void metrics(struct notifier *n, cw_metrics *m)
         cw_metrics_counter(m, "casewire_notifier_webhooks_total", hh, "outcome", "retry", NULL);
     n->m.hook_failed =
         cw_metrics_counter(m, "casewire_notifier_webhooks_total", hh, "outcome", "failed", NULL);
+    n->m.too_old = cw_metrics_counter(m, "casewire_notifier_old_case_events_total",
+                                      "Case events older than a week: not acted on", NULL);
     n->m.added = cw_metrics_counter(m, "casewire_notifier_tasks_total",
                                     "Tasks taken into the outbox", "kind", "delivery", NULL);
     n->m.staff = cw_metrics_counter(m, "casewire_notifier_tasks_total",
@@ -1037,7 +1049,9 @@ static int setup(struct notifier *n, cw_service *svc)
     n->redis = cw_service_redis(svc);
     n->producer = cw_service_producer(svc);
     /* Long enough for a send and its status check, so a live notifier keeps its tasks. */
-    n->lease_ms = 2 * n->sms_cfg->timeout_ms + 10000;
+    int64_t longest = n->sms_cfg->timeout_ms > n->hook_cfg->timeout_ms ? n->sms_cfg->timeout_ms
+                                                                       : n->hook_cfg->timeout_ms;
+    n->lease_ms = 2 * longest + 10000;
     if (!(n->cal = cw_calendar_new(n->chain, err, sizeof err))) {
         cw_error("notifier.calendar_failed", "reason=\"%s\"", err);
         return -1;

@@ -5,7 +5,9 @@
  *       N customer SMS tasks (task ids PREFIX-0 .. PREFIX-<N-1>) to PHONES distinct numbers
  *       (13900000000 + i % PHONES), template case_received by default, each written COPIES
  *       times (a redelivered task must still be sent once). NOTIFY_FEED_PHONE_BASE=K makes
- *       the numbers start at 13900000000 + K.
+ *       the numbers start at 13900000000 + K. NOTIFY_FEED_RATE=R writes R tasks a second
+ *       (default: as fast as Kafka takes them); NOTIFY_FEED_STAMP=1 ends each task id with
+ *       its due time in ms (PREFIX-i-MS), for a benchmark to measure from.
  *   notify_feed staff PREFIX N STAFF_ID
  *       N staff SMS tasks (template staff_assigned) to STAFF_ID.
  *   notify_feed inbox PREFIX N STAFF_ID
@@ -78,7 +80,11 @@ static int send_task(rd_kafka_t *rk, const struct spec *s, int i, int phones)
 {
     char case_id[CW_ULID_LEN + 1], task_id[96], phone[24], case_no[32];
     if (cw_ulid_new(case_id) != 0) return -1;
-    snprintf(task_id, sizeof task_id, "%s-%d", s->prefix, i);
+    int64_t due = cw_now_ms();
+    if (getenv("NOTIFY_FEED_STAMP"))
+        snprintf(task_id, sizeof task_id, "%s-%d-%lld", s->prefix, i, (long long)due);
+    else
+        snprintf(task_id, sizeof task_id, "%s-%d", s->prefix, i);
     const char *base = getenv("NOTIFY_FEED_PHONE_BASE"); /* numbers start here (default 0) */
     snprintf(phone, sizeof phone, "139%08d",
              (base ? atoi(base) : 0) + i % (phones > 0 ? phones : 1));
@@ -103,7 +109,7 @@ static int send_task(rd_kafka_t *rk, const struct spec *s, int i, int phones)
     t.language = "zh";
     t.n_params = 3;
     t.params = ep;
-    t.due_ms = cw_now_ms();
+    t.due_ms = due;
     t.emergency = s->emergency;
     if (s->staff) {
         t.recipient_staff_id = (char *)s->staff;
@@ -210,8 +216,14 @@ int main(int argc, char **argv)
             rd_kafka_destroy(rk);
             return usage();
         }
+        const char *rate_s = getenv("NOTIFY_FEED_RATE");
+        double rate = rate_s ? atof(rate_s) : 0;
+        int64_t start = cw_mono_ms();
         for (int c = 0; c < copies && rc == 0; c++)
             for (int i = 0; i < n && rc == 0; i++) {
+                /* paced: task k goes out at start + k / rate */
+                while (rate > 0 && (double)(cw_mono_ms() - start) < (double)want * 1000.0 / rate)
+                    rd_kafka_poll(rk, 1);
                 rc = send_task(rk, &s, i, phones);
                 want++;
                 rd_kafka_poll(rk, 0);

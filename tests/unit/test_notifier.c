@@ -226,9 +226,19 @@ START_TEST(hook_task_for_tenant_events)
              "{\"type\":\"case.event\",\"id\":\"%s\",\"case_id\":\"01JDH00KAAAAAAAAAAAAAAAAAA\","
              "\"site\":\"SH01\",\"tenant\":\"T-SH01-0312\",\"occurred_at\":"
              "\"2026-11-27T03:00:00.123Z\",\"data\":{\"action\":\"acknowledge\",\"actor_kind\":"
-             "\"staff\",\"note\":\"已转楼层主管\"}}",
+             "\"staff\"}}",
              meta.event_id);
-    ck_assert_str_eq(body, want);
+    ck_assert_str_eq(body, want); /* a staff note is internal: not in the body */
+    cw_event_free(t);
+
+    /* the tenant's own words go back to it */
+    e.actor_kind = CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT;
+    e.note = "已退款";
+    t = nt_hook_task(c, &rec, &why);
+    ck_assert_ptr_nonnull(t);
+    snprintf(body, sizeof body, "%.*s", (int)t->notification_task->webhook_body.len,
+             t->notification_task->webhook_body.data);
+    ck_assert_msg(strstr(body, "\"note\":\"已退款\""), "%s", body);
     cw_event_free(t);
 
     meta.tenant_id = "";
