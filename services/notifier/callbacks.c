@@ -18,6 +18,9 @@ struct nt_callbacks {
     cw_redis_script *add, *outcome;
 };
 
+/* A task that is over is kept a little longer than a year's reports need, then forgotten. */
+#define KEEP_SETTLED_S "34560000" /* 400 days */
+
 // clang-format off
 /* KEYS task, queue, case's task, site's day of tasks; ARGV task id, case id, case no, site,
  * urgency, due ms, resolved ms, resolve event id. 1 new, 0 known. A new resolution supersedes
@@ -27,6 +30,7 @@ static const char add_lua[] =
     "local prev = redis.call('GET', KEYS[3]) "
     "if prev and redis.call('HGET', 'cw:cb:task:' .. prev, 'state') == 'open' then "
     "  redis.call('HSET', 'cw:cb:task:' .. prev, 'state', 'superseded') "
+    "  redis.call('EXPIRE', 'cw:cb:task:' .. prev, " KEEP_SETTLED_S ") "
     "  redis.call('ZREM', KEYS[2], prev) "
     "end "
     "redis.call('HSET', KEYS[1], 'case_id', ARGV[2], 'case_no', ARGV[3], 'site', ARGV[4], "
@@ -53,6 +57,7 @@ static const char outcome_lua[] =
     "local q = 'cw:cb:' .. t[2] .. ':queue' "
     "if ARGV[1] == 'cancel' then "
     "  redis.call('HSET', tk, 'state', 'cancelled') "
+    "  redis.call('EXPIRE', tk, " KEEP_SETTLED_S ") "
     "  redis.call('ZREM', q, tid) "
     "  return 'cancelled' "
     "end "
@@ -62,6 +67,7 @@ static const char outcome_lua[] =
     "  redis.call('HSET', tk, 'attempts', n) "
     "  if n >= tonumber(ARGV[4]) then "
     "    redis.call('HSET', tk, 'state', 'unreachable') "
+    "    redis.call('EXPIRE', tk, " KEEP_SETTLED_S ") "
     "    redis.call('ZREM', q, tid) "
     "    return 'unreachable' "
     "  end "
@@ -71,6 +77,7 @@ static const char outcome_lua[] =
     "  return 'retry' "
     "end "
     "redis.call('HSET', tk, 'state', 'done') "
+    "redis.call('EXPIRE', tk, " KEEP_SETTLED_S ") "
     "redis.call('ZREM', q, tid) "
     "return 'done'";
 // clang-format on

@@ -119,6 +119,8 @@ check "closing before the follow-up is refused (409)" test "$(event "$C1" '{"act
 check "the agent records satisfied (202)" test "$(event "$C1" '{"action":"followup","outcome":"satisfied"}')" = 202
 done_task() { [ "$($RC hget "cw:cb:task:$T1" state)" = done ] && [ -z "$($RC zscore cw:cb:SH01:queue "$T1")" ]; }
 check "... which completes the task and takes it out of the queue" wait_until 30 done_task
+check "... kept about 400 days, then forgotten (TTL $($RC ttl "cw:cb:task:$T1") s)" \
+  test "$($RC ttl "cw:cb:task:$T1")" -gt $((399 * 86400))
 check "... and the case may close (202)" test "$(event "$C1" '{"action":"close"}')" = 202
 check "claiming a completed task: 409" \
   test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AGENT" "$GW_URL/v1/callbacks/$T1/claim")" = 409
