@@ -329,8 +329,6 @@ void nt_http_free(nt_http *h)
     free(h);
 }
 
-size_t nt_http_inflight(const nt_http *h) { return h->inflight; }
-
 int nt_http_send(nt_http *h, const struct nt_http_request *q, nt_http_fn *cb, void *arg)
 {
     if (h->inflight >= h->max_inflight || !q->url || !q->method) return -1;

@@ -66,7 +66,6 @@ void nt_http_free(nt_http *h);
 /* 0: the callback runs exactly once, later, from the loop. -1: refused at once (too many in
  * flight, out of memory, bad request); the callback is never called. */
 int nt_http_send(nt_http *h, const struct nt_http_request *req, nt_http_fn *cb, void *arg);
-size_t nt_http_inflight(const nt_http *h);
 const char *nt_http_outcome_name(enum nt_http_outcome o);
 
 #endif

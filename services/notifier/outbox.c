@@ -11,7 +11,7 @@
 #define K_ST "nt:{nt}:st"
 #define K_DUE "nt:{nt}:due"
 #define K_DONE "nt:{nt}:done"
-#define K_OPTOUT "nt:{nt}:optout"
+#define K_OPTOUT "nt:{nt}:optout" /* operators add hashes by hand until an endpoint exists */
 
 struct nt_outbox {
     cw_redis *redis;
@@ -231,12 +231,6 @@ int nt_outbox_reschedule(nt_outbox *o, const char *task_id, unsigned claim, cons
     snprintf(d, sizeof d, "%lld", (long long)(delay_ms > 0 ? delay_ms : 0));
     const char *argv[] = {K_ST, K_DUE, task_id, c, state, t, d};
     return cw_redis_script_run(o->redis, o->reschedule, cb, arg, 2, 7, argv, NULL);
-}
-
-int nt_outbox_optout(nt_outbox *o, const char *phone_hash, int on, cw_redis_reply_fn *cb, void *arg)
-{
-    return cw_redis_commandf(o->redis, cb, arg, on ? "SADD %s %s" : "SREM %s %s", K_OPTOUT,
-                             phone_hash);
 }
 
 void nt_phone_hash(const char *phone, char out[NT_PHONE_HASH_LEN + 1])

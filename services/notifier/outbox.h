@@ -75,10 +75,6 @@ int nt_outbox_settle(nt_outbox *o, const char *task_id, unsigned claim, const ch
 int nt_outbox_reschedule(nt_outbox *o, const char *task_id, unsigned claim, const char *state,
                          unsigned tries, int64_t delay_ms, cw_redis_reply_fn *cb, void *arg);
 
-/* Opt-out list: add (on 1) or remove (on 0) a phone number's hash. */
-int nt_outbox_optout(nt_outbox *o, const char *phone_hash, int on, cw_redis_reply_fn *cb,
-                     void *arg);
-
 /* Hex of the first 8 bytes of SHA-256(phone digits): keys never hold the number itself.
  * Only digits count, and a Chinese mobile number's country code does not: "+86 138-0013-8000",
  * "008613800138000" and "13800138000" are the same number. */
