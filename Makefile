@@ -108,14 +108,13 @@ $(BUILD)/tests/test_deadline: $(BUILD)/tests/unit/test_deadline.o $(DEADLINE_MOD
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 # The notifier's modules (libcurl for SMS providers and webhooks), tested without its main.
-NOTIFIER_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/notifier/main.c,$(wildcard services/notifier/*.c)))
+NOTIFIER_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/notifier/main.c services/notifier/take.c services/notifier/deliver.c,$(wildcard services/notifier/*.c)))
 CURL_CFLAGS = $(shell pkg-config --cflags libcurl)
 CURL_LIBS   = $(shell pkg-config --libs libcurl)
 $(BUILD)/services/notifier/%.o: CFLAGS += $(CURL_CFLAGS)
 $(BUILD)/tests/unit/test_notifier.o $(BUILD)/tests/unit/test_alisms.o $(BUILD)/tests/unit/test_webhook.o: CFLAGS += -Iservices/notifier
 $(BUILD)/bin/casewire-notifier: PKG_LIBS += $(CURL_LIBS)
 $(BUILD)/tests/test_alisms: $(BUILD)/services/notifier/alisms.o
-$(BUILD)/tests/test_webhook: $(BUILD)/services/notifier/webhook.o
 $(BUILD)/tests/test_notifier: $(NOTIFIER_MODULES)
 $(BUILD)/tests/test_notifier $(BUILD)/tests/test_alisms $(BUILD)/tests/test_webhook: $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(LIBCOMMON)
 	@mkdir -p $(@D)

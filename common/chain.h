@@ -271,6 +271,7 @@ struct cw_sms_settings {
     int per_minute, per_hour, per_day; /* per phone number, 0: no limit (default 1, 5, 10) */
     uint16_t quiet_from, quiet_to;     /* site-local minutes; equal: no quiet hours (21:00-08:00) */
     const char *status_link;           /* fills {status_url}: a URL with {case_no}, or NULL */
+    const char *receipt_secret;        /* signs receipts and replies sent to the gateway, or NULL */
 };
 
 /* Tenant webhooks (the chain's `webhooks:` section). */

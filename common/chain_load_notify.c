@@ -175,10 +175,11 @@ void ld_sms(struct cw_ld *ld, const struct cw_ynode *root)
         .quiet_from = 21 * 60,
         .quiet_to = 8 * 60,
     };
-    const struct cw_ynode *m = ld_submap(
-        ld, root, "sms", LD_OPTIONAL,
-        KEYS("provider", "file", "http", "aliyun", "timeout", "max_attempts", "retry_after",
-             "retry_max", "max_chars", "per_number", "quiet_hours", "status_link"));
+    const struct cw_ynode *m =
+        ld_submap(ld, root, "sms", LD_OPTIONAL,
+                  KEYS("provider", "file", "http", "aliyun", "timeout", "max_attempts",
+                       "retry_after", "retry_max", "max_chars", "per_number", "quiet_hours",
+                       "status_link", "receipt_secret", "receipt_secret_env"));
     if (!m) return;
     size_t mark = ld_push_key(ld, "sms");
     const char *p = ld_str(ld, m, "provider", LD_OPTIONAL, 16);
@@ -216,12 +217,15 @@ void ld_sms(struct cw_ld *ld, const struct cw_ynode *root)
     if (s->status_link && !strstr(s->status_link, "{case_no}"))
         ld_error_key(ld, cw_ynode_get(m, "status_link"), "status_link",
                      "the link needs {case_no}, like https://cs.example.com/s/{case_no}");
+    /* What the provider signs delivery receipts and customers' replies with (the gateway's
+     * /v1/sms/receipts and /v1/sms/replies): without it those endpoints are closed. */
+    s->receipt_secret = ld_secret_value(ld, m, "receipt_secret", "receipt_secret_env", LD_OPTIONAL);
     ld_pop(ld, mark);
 }
 
 /* ---- webhooks ---- */
 
-/* The webhook guard's kinds (services/notifier/webhook.h), as the chain writes them. */
+/* The webhook guard's kinds (common/webhook.h), as the chain writes them. */
 static const char *const address_kinds[] = {"loopback", "private",      "link_local", "metadata",
                                             "cgnat",    "unspecified",  "multicast",  "broadcast",
                                             "reserved", "documentation"};

@@ -1,6 +1,8 @@
 #include "ids.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
@@ -105,4 +107,24 @@ int64_t cw_ulid_time_ms(const char *s)
     int64_t t = 0;
     for (int i = 0; i < 10; i++) t = t << 5 | (int64_t)(strchr(crockford, s[i]) - crockford);
     return t;
+}
+
+void cw_phone_hash(const char *phone, char out[CW_PHONE_HASH_LEN + 1])
+{
+    char all[64];
+    size_t n = 0;
+    for (const char *p = phone; *p && n < sizeof all; p++)
+        if (*p >= '0' && *p <= '9') all[n++] = *p;
+    /* A Chinese mobile number is the same with or without its country code (+86, 0086). */
+    const char *digits = all;
+    if (n == 15 && !memcmp(all, "0086", 4) && all[4] == '1')
+        digits += 4, n -= 4;
+    else if (n == 13 && !memcmp(all, "86", 2) && all[2] == '1')
+        digits += 2, n -= 2;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (EVP_Digest(digits, n, md, &mdlen, EVP_sha256(), NULL) != 1) mdlen = 0;
+    for (int i = 0; i < CW_PHONE_HASH_LEN / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", i < (int)mdlen ? md[i] : 0);
+    out[CW_PHONE_HASH_LEN] = '\0';
 }

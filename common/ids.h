@@ -27,4 +27,11 @@ int64_t cw_now_ms(void);
 /* Monotonic milliseconds (for timeouts and latency: never jumps). */
 int64_t cw_mono_ms(void);
 
+#define CW_PHONE_HASH_LEN 16 /* hex of SHA-256's first 8 bytes */
+
+/* Hex of the first 8 bytes of SHA-256(phone digits): Redis keys never hold the number itself.
+ * Only digits count, and a Chinese mobile number's country code does not: "+86 138-0013-8000",
+ * "008613800138000" and "13800138000" are the same number. */
+void cw_phone_hash(const char *phone, char out[CW_PHONE_HASH_LEN + 1]);
+
 #endif

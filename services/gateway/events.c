@@ -51,7 +51,17 @@ struct ev {
     char case_id[CW_ULID_LEN + 1], event_id[CW_ULID_LEN + 1], case_no[48], site[16], tenant[64],
         old_status[48];
     const char *new_status; /* "" unchanged */
+    int actor_kind;         /* CASEWIRE__V1__ACTOR_KIND__* */
+    const char *actor_id;
+    bool by_sms; /* a customer's SMS reply: a refusal is an answer, not an error */
 };
+
+static const char *actor_kind_name(int k)
+{
+    return k == CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT     ? "tenant"
+           : k == CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_CUSTOMER ? "customer"
+                                                                : "staff";
+}
 
 static const char *status_after(const struct ev *ev)
 {
@@ -145,12 +155,11 @@ static void committed(struct gw_req *r, const redisReply *reply, const char *err
 }
 
 /* What the case's history shows of this action (docs/api.md, GET /v1/cases/{id}). */
-static char *history_entry(const struct gw_req *r, const struct ev *ev, int64_t at_ms)
+static char *history_entry(const struct ev *ev, int64_t at_ms)
 {
     json_t *h = json_pack("{s:I,s:s,s:s,s:s,s:s}", "at", (json_int_t)at_ms, "event", ev->def->name,
-                          "event_id", ev->event_id, "actor",
-                          r->client == GW_TENANT ? r->tenant->id : r->staff->id, "actor_kind",
-                          r->client == GW_TENANT ? "tenant" : "staff");
+                          "event_id", ev->event_id, "actor", ev->actor_id, "actor_kind",
+                          actor_kind_name(ev->actor_kind));
     if (!h) return NULL;
     if (ev->note) json_object_set_new(h, "note", json_string(ev->note));
     if (ev->reply) json_object_set_new(h, "reply", json_string(ev->reply));
@@ -176,10 +185,7 @@ static void delivered(void *opaque, int error, const char *errstr)
         return;
     }
     cw_info("event.accepted", "request_id=%s case_id=%s action=%s actor=%s", r->request_id,
-            ev->case_id, ev->def->name,
-            r->staff    ? r->staff->id
-            : r->tenant ? r->tenant->id
-                        : "-");
+            ev->case_id, ev->def->name, ev->actor_id);
     json_t *resp = response(ev);
     r->answer = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
     json_decref(resp);
@@ -188,7 +194,7 @@ static void delivered(void *opaque, int error, const char *errstr)
     /* The entry's time is its event id's: the same on a retried commit, so it is one entry. */
     int64_t at_ms = cw_ulid_time_ms(ev->event_id);
     snprintf(at, sizeof at, "%lld", (long long)at_ms);
-    char *entry = history_entry(r, ev, at_ms);
+    char *entry = history_entry(ev, at_ms);
     char day[16] = "";
     struct cw_local local;
     const struct cw_site *site = cw_chain_site(r->gw->chain, ev->site);
@@ -224,9 +230,8 @@ static int produce(struct gw_req *r)
     env.body_case = CASEWIRE__V1__ENVELOPE__BODY_CASE_EVENT;
     env.case_event = &ce;
     ce.action = ev->def->action;
-    ce.actor_kind = r->client == GW_TENANT ? CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT
-                                           : CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_STAFF;
-    ce.actor_id = (char *)(r->client == GW_TENANT ? r->tenant->id : r->staff->id);
+    ce.actor_kind = ev->actor_kind;
+    ce.actor_id = (char *)ev->actor_id;
     ce.note = (char *)(ev->note ? ev->note : "");
     ce.reply = (char *)(ev->reply ? ev->reply : "");
     ce.reassign_to_staff_id = (char *)(ev->to_staff ? ev->to_staff : "");
@@ -251,6 +256,13 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
         return;
     }
     const char *status = gw_reply_str(reply, 0);
+    if (ev->by_sms && (!strcmp(status, "not_found") || !strcmp(status, "invalid"))) {
+        /* the reply came too late, or twice: the provider must not resend it */
+        gw_reply(r, 200,
+                 json_pack("{s:s,s:s}", "action", "none", "reason",
+                           "the case no longer waits for this reply"));
+        return;
+    }
     if (strcmp(status, "not_found") == 0) {
         gw_error(r, 404, "not_found", "no such case", NULL);
         return;
@@ -276,20 +288,10 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
     }
 }
 
-void gw_case_event(struct gw_req *r)
+/* Reserves the event in the case store (idempotency, the transition's check), then produces
+ * it (begun), then commits it (delivered). */
+static void start(struct gw_req *r, struct ev *ev)
 {
-    struct ev *ev = calloc(1, sizeof *ev);
-    if (!ev) {
-        gw_error(r, 500, "internal", "out of memory", NULL);
-        return;
-    }
-    r->op = ev;
-    r->op_free = free;
-    struct gw_verr e = {0};
-    if (validate(r, ev, &e) != 0) {
-        gw_error(r, 422, e.code, e.message, e.field);
-        return;
-    }
     char new_event[CW_ULID_LEN + 1], now[24], lease[24], ttl[16];
     if (cw_ulid_new(new_event) != 0) {
         gw_error(r, 500, "internal", "could not make an event id", NULL);
@@ -310,9 +312,58 @@ void gw_case_event(struct gw_req *r)
                           tenant,
                           ev->def->name,
                           new_event,
-                          ev->outcome_name ? ev->outcome_name : ""};
-    int rc = gw_store_run(r, GW_S_EVENT, 1, 11, argv, begun);
+                          ev->outcome_name ? ev->outcome_name : "",
+                          actor_kind_name(ev->actor_kind)};
+    int rc = gw_store_run(r, GW_S_EVENT, 1, 12, argv, begun);
     if (rc != 0)
         gw_error_retry(r, 503, "unavailable",
                        "case store unavailable; retry with the same Idempotency-Key", 2);
+}
+
+/* The request's event state, owned by r; NULL having answered. */
+static struct ev *new_ev(struct gw_req *r)
+{
+    struct ev *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        gw_error(r, 500, "internal", "out of memory", NULL);
+        return NULL;
+    }
+    r->op = ev;
+    r->op_free = free;
+    return ev;
+}
+
+void gw_case_event(struct gw_req *r)
+{
+    struct ev *ev = new_ev(r);
+    if (!ev) return;
+    struct gw_verr e = {0};
+    if (validate(r, ev, &e) != 0) {
+        gw_error(r, 422, e.code, e.message, e.field);
+        return;
+    }
+    ev->actor_kind = r->client == GW_TENANT ? CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT
+                                            : CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_STAFF;
+    ev->actor_id = r->client == GW_TENANT ? r->tenant->id : r->staff->id;
+    start(r, ev);
+}
+
+void gw_customer_followup(struct gw_req *r, const char *case_id, bool satisfied)
+{
+    struct ev *ev = new_ev(r);
+    if (!ev) return;
+    snprintf(r->path_buf, sizeof r->path_buf, "%s", case_id);
+    r->path_id = r->path_buf;
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
+        if (actions[i].action == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP)
+            ev->def = &actions[i];
+    ev->outcome = satisfied ? CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_SATISFIED
+                            : CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED;
+    ev->outcome_name = outcomes[ev->outcome];
+    ev->note = satisfied ? "the customer replied by SMS: satisfied"
+                         : "the customer replied by SMS: not satisfied";
+    ev->actor_kind = CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_CUSTOMER;
+    ev->actor_id = "sms";
+    ev->by_sms = true;
+    start(r, ev);
 }

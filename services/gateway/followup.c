@@ -203,23 +203,26 @@ struct report {
 static void reported(struct gw_req *r, const redisReply *reply, const char *err)
 {
     struct report *rep = r->op;
-    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 5) {
         gw_error_retry(r, 503, "unavailable", "report store unavailable; retry", 2);
         return;
     }
     long long resolved = reply->element[0]->integer, tasks = reply->element[1]->integer,
-              followed = reply->element[2]->integer;
-    json_t *missing = json_array();
-    for (size_t i = 3; i < reply->elements; i++)
-        json_array_append_new(missing, json_string(gw_reply_str(reply, i)));
+              followed = reply->element[2]->integer, waiting = reply->element[3]->integer,
+              nmissing = reply->element[4]->integer;
+    json_t *missing = json_array(), *unreachable = json_array();
+    for (size_t i = 5; i < reply->elements; i++)
+        json_array_append_new(i < 5 + (size_t)nmissing ? missing : unreachable,
+                              json_string(gw_reply_str(reply, i)));
     /* no resolved case: nothing was owed, so every rate is met */
     double cb_rate = resolved ? (double)tasks / (double)resolved : 1.0;
     double fu_rate = resolved ? (double)followed / (double)resolved : 1.0;
     gw_reply(r, 200,
-             json_pack("{s:s,s:s,s:I,s:I,s:I,s:f,s:f,s:o}", "site", rep->site->id, "date",
+             json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:o}", "site", rep->site->id, "date",
                        rep->date, "resolved", (json_int_t)resolved, "callback_tasks",
-                       (json_int_t)tasks, "followed_up", (json_int_t)followed, "callback_rate",
-                       cb_rate, "followup_rate", fu_rate, "without_callback_task", missing));
+                       (json_int_t)tasks, "followed_up", (json_int_t)followed, "waiting",
+                       (json_int_t)waiting, "callback_rate", cb_rate, "followup_rate", fu_rate,
+                       "without_callback_task", missing, "closed_unreachable", unreachable));
 }
 
 void gw_followup_report(struct gw_req *r, const char *query)

@@ -9,6 +9,8 @@
  *   queries.c   GET /v1/cases/{case_no}, GET /v1/tenant/cases[/{id}]
  *   store.c     the Redis side: Lua scripts and their keys (docs/redis.md)
  *   ratelimit.c token buckets per client IP, phone number and tenant
+ *   followup.c  the call-centre queue, claims and the follow-up report
+ *   sms.c       SMS delivery receipts, customers' replies, opt-outs
  *
  * Every write follows the same path: validate, reserve in Redis (idempotency record, case
  * number), produce to Kafka, and only when Kafka's delivery report confirms, commit in Redis
@@ -53,6 +55,9 @@ enum gw_route {
     GW_CALLBACKS_LIST,  /* GET /v1/callbacks: the call-centre queue of a site */
     GW_CALLBACK_CLAIM,  /* POST /v1/callbacks/{task_id}/claim */
     GW_FOLLOWUP_REPORT, /* GET /v1/reports/follow-up */
+    GW_SMS_RECEIPTS,    /* POST /v1/sms/receipts: the provider's, signed */
+    GW_SMS_REPLIES,     /* POST /v1/sms/replies: the provider's, signed */
+    GW_SMS_OPTOUTS,     /* POST /v1/sms/opt-outs: staff */
     GW_OTHER,
     GW_ROUTE__COUNT
 };
@@ -70,6 +75,9 @@ enum gw_script {
     GW_S_CB_LIST,
     GW_S_CB_CLAIM,
     GW_S_FOLLOWUP_REPORT,
+    GW_S_SMS_RECEIPTS,
+    GW_S_SMS_OPTOUT,
+    GW_S_SMS_REPLY_CODE,
     GW_S__COUNT
 };
 
@@ -92,6 +100,7 @@ struct gw {
     struct cw_metric *requests[GW_ROUTE__COUNT][GW_MAX_STATUS];
     struct cw_metric *latency[GW_ROUTE__COUNT];
     struct cw_metric *cases_accepted, *events_accepted, *rate_limited[3], *unconfirmed;
+    struct cw_metric *sms_receipts[3]; /* recorded, duplicate, unknown_task */
 };
 
 /* Who is calling. */
@@ -187,6 +196,8 @@ bool gw_rate_take(struct gw_rate *rl, const char *key, int64_t now_ms, int *retr
 /* ---- the endpoints ---- */
 void gw_intake(struct gw_req *r);     /* POST /v1/cases, POST /v1/tenant/cases */
 void gw_case_event(struct gw_req *r); /* POST .../events */
+/* The follow-up outcome a customer gave by replying to the SMS with a reply code (sms.c). */
+void gw_customer_followup(struct gw_req *r, const char *case_id, bool satisfied);
 void gw_case_status(struct gw_req *r, const char *phone_last4);
 void gw_tenant_list(struct gw_req *r, const char *query);
 void gw_tenant_get(struct gw_req *r);
@@ -195,6 +206,10 @@ void gw_staff_get(struct gw_req *r); /* GET /v1/cases/{id} with a staff token */
 void gw_callbacks_list(struct gw_req *r, const char *query);
 void gw_callback_claim(struct gw_req *r);
 void gw_followup_report(struct gw_req *r, const char *query);
+/* sms.c: delivery receipts and customers' replies (signed by the provider), opt-outs (staff) */
+void gw_sms_receipts(struct gw_req *r);
+void gw_sms_replies(struct gw_req *r);
+void gw_sms_optouts(struct gw_req *r);
 
 /* ---- main.c helpers used by the endpoints ---- */
 /* Parses the body into r->body (an object) and its hash; answers 4xx and returns -1 if not. */

@@ -141,6 +141,12 @@ static struct route_match match(const char *path, enum evhttp_cmd_type m, char *
         return (struct route_match){get ? GW_CALLBACKS_LIST : GW_OTHER, "GET"};
     if (strcmp(path, "/v1/reports/follow-up") == 0)
         return (struct route_match){get ? GW_FOLLOWUP_REPORT : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/sms/receipts") == 0)
+        return (struct route_match){post ? GW_SMS_RECEIPTS : GW_OTHER, "POST"};
+    if (strcmp(path, "/v1/sms/replies") == 0)
+        return (struct route_match){post ? GW_SMS_REPLIES : GW_OTHER, "POST"};
+    if (strcmp(path, "/v1/sms/opt-outs") == 0)
+        return (struct route_match){post ? GW_SMS_OPTOUTS : GW_OTHER, "POST"};
     if (strncmp(path, "/v1/callbacks/", 14) == 0) {
         int n = 0;
         if (sscanf(path + 14, "%95[A-Za-z0-9-]%n", seg, &n) != 1 || strcmp(path + 14 + n, "/claim"))
@@ -276,13 +282,19 @@ static void handle(struct evhttp_request *req, void *arg)
         evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))
         r->route = rm.route = GW_CASE_GET;
     bool tenant_route = rm.route >= GW_TENANT_CASES_POST && rm.route <= GW_TENANT_CASE_EVENTS;
+    /* the provider's requests carry a signature, not a token (sms.c) */
+    bool provider = rm.route == GW_SMS_RECEIPTS || rm.route == GW_SMS_REPLIES;
     bool post = rm.route == GW_CASES_POST || rm.route == GW_CASE_EVENTS ||
-                rm.route == GW_TENANT_CASES_POST || rm.route == GW_TENANT_CASE_EVENTS;
+                rm.route == GW_TENANT_CASES_POST || rm.route == GW_TENANT_CASE_EVENTS || provider ||
+                rm.route == GW_SMS_OPTOUTS;
     bool needs_credential = tenant_route || rm.route == GW_CASE_EVENTS || rm.route == GW_CASE_GET ||
                             rm.route == GW_CALLBACKS_LIST || rm.route == GW_CALLBACK_CLAIM ||
-                            rm.route == GW_FOLLOWUP_REPORT;
-    if (rm.route != GW_CASE_STATUS && authenticate(r, tenant_route, needs_credential) != 0) return;
-    if (r->client == GW_PUBLIC && gw_rate_check(r, 0, r->client_ip) != 0) return;
+                            rm.route == GW_FOLLOWUP_REPORT || rm.route == GW_SMS_OPTOUTS;
+    if (rm.route != GW_CASE_STATUS && !provider &&
+        authenticate(r, tenant_route, needs_credential) != 0)
+        return;
+    /* a provider posts receipts in bursts from few addresses: its signature is its limit */
+    if (r->client == GW_PUBLIC && !provider && gw_rate_check(r, 0, r->client_ip) != 0) return;
     if (r->client == GW_TENANT && gw_rate_check(r, 2, r->tenant->id) != 0) return;
     if (post && (gw_read_json_body(r) != 0 || idempotency(r) != 0)) return;
     if (gw_req_arm(r) != 0) {
@@ -311,6 +323,9 @@ static void handle(struct evhttp_request *req, void *arg)
     case GW_CALLBACKS_LIST: gw_callbacks_list(r, evhttp_uri_get_query(uri)); break;
     case GW_CALLBACK_CLAIM: gw_callback_claim(r); break;
     case GW_FOLLOWUP_REPORT: gw_followup_report(r, evhttp_uri_get_query(uri)); break;
+    case GW_SMS_RECEIPTS: gw_sms_receipts(r); break;
+    case GW_SMS_REPLIES: gw_sms_replies(r); break;
+    case GW_SMS_OPTOUTS: gw_sms_optouts(r); break;
     default: gw_error(r, 404, "not_found", "no such endpoint", NULL); break;
     }
 }
@@ -381,6 +396,11 @@ static int setup(struct gw *gw, cw_service *s)
         gw->rate_limited[i] =
             cw_metrics_counter(m, "casewire_gateway_rate_limited_total",
                                "requests answered 429, by limit", "limit", limits[i], NULL);
+    static const char *const receipt_results[] = {"recorded", "duplicate", "unknown_task"};
+    for (int i = 0; i < 3; i++)
+        gw->sms_receipts[i] = cw_metrics_counter(m, "casewire_gateway_sms_receipts_total",
+                                                 "SMS delivery receipts, by what they changed",
+                                                 "result", receipt_results[i], NULL);
     cw_httpd_set_handler(cw_service_httpd(s), handle, gw);
     cw_shutdown_add(cw_service_shutdown(s), CW_STAGE_DRAIN, "gateway-requests", NULL, drained, gw);
     return 0;

@@ -31,6 +31,9 @@ static const char *const route_names[GW_ROUTE__COUNT] = {
     [GW_CALLBACKS_LIST] = "GET /v1/callbacks",
     [GW_CALLBACK_CLAIM] = "POST /v1/callbacks/{task_id}/claim",
     [GW_FOLLOWUP_REPORT] = "GET /v1/reports/follow-up",
+    [GW_SMS_RECEIPTS] = "POST /v1/sms/receipts",
+    [GW_SMS_REPLIES] = "POST /v1/sms/replies",
+    [GW_SMS_OPTOUTS] = "POST /v1/sms/opt-outs",
     [GW_OTHER] = "other",
 };
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "casestore.h"
 #include "gateway.h"
 #include "log.h"
 #include "redis.h"
@@ -94,8 +95,9 @@ static const char release_lua[] =
 
 /* KEYS: idem ('' none). ARGV: 1 body sha, 2 now, 3 lease ms, 4 ttl s, 5 case id or number,
  * 6 site the caller may act on ('' any), 7 tenant the caller is ('' not a tenant), 8 action,
- * 9 new event id, 10 outcome. Returns {'new'|'retry', "case_id event_id case_no site tenant
- * status"}, {'done', response}, {'not_found'}, {'invalid', status}, {'conflict'}, {'busy'}. */
+ * 9 new event id, 10 outcome, 11 actor kind (staff, tenant, customer). Returns {'new'|'retry',
+ * "case_id event_id case_no site tenant status"}, {'done', response}, {'not_found'}, {'invalid',
+ * status}, {'conflict'}, {'busy'}. */
 static const char event_lua[] = IDEM_PRELUDE
     "local id = ARGV[5]\n"
     "if string.find(id, '-', 1, true) then\n"
@@ -115,58 +117,22 @@ static const char event_lua[] = IDEM_PRELUDE
     "elseif a == 'note' or a == 'reply' or a == 'reassign' then ok = open\n"
     "elseif a == 'resolve' then ok = open and st ~= 'resolved'\n"
     "elseif a == 'reopen' then ok = st == 'resolved' or st == 'closed'\n"
-    "elseif a == 'followup' then ok = st == 'resolved'\n"
+    /* a customer's SMS reply may still judge a case closed as unreachable */
+    /* (and only that: an old code must not answer a later resolution's follow-up) */
+    "elseif a == 'followup' then\n"
+    "  if ARGV[11] == 'customer' then ok = st == 'closed' and r[5] == 'unreachable'\n"
+    "  else ok = st == 'resolved' end\n"
+    /* staff close a satisfied case; the notifier closes one whose customer was never reached */
     "elseif a == 'close' then\n"
-    "  ok = st == 'resolved' and (r[5] == 'satisfied' or r[5] == 'unreachable')\n"
-    "  if st == 'resolved' and not ok then return {'invalid', 'resolved, without a follow-up "
-    "outcome'} end\n"
+    "  ok = st == 'resolved' and r[5] == 'satisfied'\n"
+    "  if st == 'resolved' and r[5] == 'unreachable' then return {'invalid', 'resolved, and the "
+    "customer was not reached yet (the case closes by itself after the last call)'} end\n"
+    "  if st == 'resolved' and not ok then return {'invalid', 'resolved, without a satisfied "
+    "follow-up'} end\n"
     "end\n"
     "if not ok then return {'invalid', st} end\n"
     "local ids = id .. ' ' .. ARGV[9] .. ' ' .. r[4] .. ' ' .. r[2] .. ' ' .. (r[3] ~= '' and r[3] "
     "or '-') .. ' ' .. st\n" IDEM_RESERVE "return {'new', ids}\n";
-
-/* KEYS: idem ('' none). ARGV: 1 case id, 2 action, 3 outcome, 4 now, 5 new status ('' same),
- * 6 response, 7 history entry (JSON), 8 its time (ms), 9 new owner ('' same), 10 the site's
- * date of the event (yyyymmdd). Keeps the
- * router's indexes: the site's cases by status, the owner's open cases and open load. The
- * history is a sorted set of entries that name their event: a retried commit adds nothing. */
-static const char event_commit_lua[] =
-    "local id = ARGV[1]\n"
-    "local ck = 'cw:case:' .. id\n"
-    "local r = redis.call('HMGET', ck, 'status', 'site', 'owner', 'created_ms')\n"
-    "if not r[1] then return 0 end\n"
-    "local old, site, owner, created = r[1], r[2], r[3], r[4]\n"
-    "local status = old\n"
-    "if ARGV[5] ~= '' and ARGV[5] ~= old then\n"
-    "  status = ARGV[5]\n"
-    "  redis.call('HSET', ck, 'status', status)\n"
-    "  redis.call('ZREM', 'cw:idx:site:' .. site .. ':' .. old, id)\n"
-    "  redis.call('ZADD', 'cw:idx:site:' .. site .. ':' .. status, created, id)\n"
-    "end\n"
-    "local was_open, is_open = old ~= 'closed', status ~= 'closed'\n"
-    "local new_owner = owner\n"
-    "if ARGV[9] ~= '' then new_owner = ARGV[9] redis.call('HSET', ck, 'owner', new_owner) end\n"
-    "local lk = 'cw:load:' .. site\n"
-    "if owner and was_open and (not is_open or new_owner ~= owner) then\n"
-    "  redis.call('ZREM', 'cw:idx:owner:' .. owner, id)\n"
-    "  redis.call('HINCRBY', lk, owner, -1)\n"
-    "end\n"
-    "if new_owner and is_open and (not was_open or new_owner ~= owner) then\n"
-    "  redis.call('ZADD', 'cw:idx:owner:' .. new_owner, created, id)\n"
-    "  redis.call('HINCRBY', lk, new_owner, 1)\n"
-    "end\n"
-    "redis.call('ZADD', ck .. ':history', ARGV[8], ARGV[7])\n"
-    /* the day's resolutions, for the follow-up report (kept 400 days) */
-    "if ARGV[2] == 'resolve' and ARGV[10] ~= '' then\n"
-    "  local rk = 'cw:resolved:' .. site .. ':' .. ARGV[10]\n"
-    "  redis.call('SADD', rk, id)\n"
-    "  redis.call('EXPIRE', rk, 400 * 86400)\n"
-    "end\n"
-    "if ARGV[2] == 'followup' then redis.call('HSET', ck, 'followup', ARGV[3])\n"
-    "elseif ARGV[2] == 'reopen' then redis.call('HDEL', ck, 'followup') end\n"
-    "redis.call('HSET', ck, 'updated_ms', ARGV[4])\n"
-    "if KEYS[1] ~= '' then redis.call('HSET', KEYS[1], 'state', 'done', 'response', ARGV[6]) end\n"
-    "return 1\n";
 
 /* KEYS: failures counter. ARGV: 1 case no, 2 last 4 digits, 3 max failures, 4 window s.
  * Returns {'ok', status, site, created, reply_by, updated}, {'not_found'}, {'limited', ttl}. */
@@ -281,29 +247,56 @@ static const char cb_claim_lua[] =
     "redis.call('HSET', tk, 'agent', ARGV[2], 'lease_until', till)\n"
     "return {'ok', t[5], t[6], tostring(till)}\n";
 
-/* ARGV: site, yyyymmdd. The cases the gateway saw resolved that day at the site, against the
- * callback tasks the notifier made and the outcomes recorded: {resolved, with a task,
- * followed up, case numbers without a task...}. */
+/* ARGV: 1 site, 2 yyyymmdd. For the day's resolved cases, by the state of each case's latest
+ * callback task: {resolved, with a task, followed up (done, or the unreachable path ended),
+ * waiting (open), count of missing, the missing cases' numbers..., the numbers of those closed
+ * as unreachable...}. */
 static const char followup_report_lua[] =
     "local ids = redis.call('SMEMBERS', 'cw:resolved:' .. ARGV[1] .. ':' .. ARGV[2])\n"
-    "local tasks, followed, out = 0, 0, {}\n"
+    "local tasks, followed, waiting, missing, unreachable = 0, 0, 0, {}, {}\n"
     "for _, id in ipairs(ids) do\n"
-    "  if redis.call('EXISTS', 'cw:cb:case:' .. id) == 1 then tasks = tasks + 1\n"
-    "  else out[#out + 1] = redis.call('HGET', 'cw:case:' .. id, 'case_no') or id end\n"
-    "  if redis.call('HEXISTS', 'cw:case:' .. id, 'followup') == 1 then followed = followed + 1 "
+    "  local tid = redis.call('GET', 'cw:cb:case:' .. id)\n"
+    "  local st = tid and redis.call('HGET', 'cw:cb:task:' .. tid, 'state')\n"
+    "  if st then\n"
+    "    tasks = tasks + 1\n"
+    "    if st == 'done' then followed = followed + 1\n"
+    "    elseif st == 'unreachable' then followed = followed + 1\n"
+    "      unreachable[#unreachable + 1] = redis.call('HGET', 'cw:case:' .. id, 'case_no') or id\n"
+    "    elseif st == 'open' then waiting = waiting + 1 end\n"
+    "  else missing[#missing + 1] = redis.call('HGET', 'cw:case:' .. id, 'case_no') or id end\n"
     "end\n"
-    "end\n"
-    "table.insert(out, 1, followed)\n"
-    "table.insert(out, 1, tasks)\n"
-    "table.insert(out, 1, #ids)\n"
+    "local out = {#ids, tasks, followed, waiting, #missing}\n"
+    "for _, v in ipairs(missing) do out[#out + 1] = v end\n"
+    "for _, v in ipairs(unreachable) do out[#out + 1] = v end\n"
     "return out\n";
+
+/* ARGV: 1 ttl s, then per receipt: task id, status, provider's code, at ms. A task's first
+ * receipt is kept (nt:{nt}:rcpt:<task id>); a replay, or a later receipt, changes nothing.
+ * Returns recorded, duplicate or unknown_task for each. */
+static const char sms_receipts_lua[] =
+    "local out = {}\n"
+    "for i = 2, #ARGV, 4 do\n"
+    "  if redis.call('HEXISTS', 'nt:{nt}:st', ARGV[i]) == 0 then out[#out + 1] = 'unknown_task'\n"
+    "  elseif redis.call('SET', 'nt:{nt}:rcpt:' .. ARGV[i], ARGV[i + 1] .. '|' .. ARGV[i + 3] .. "
+    "'|' .. ARGV[i + 2], 'NX', 'EX', ARGV[1]) then out[#out + 1] = 'recorded'\n"
+    "  else out[#out + 1] = 'duplicate' end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: 1 phone hash, 2 '1' opt out, '0' opt back in. Returns {direction, changed}. */
+static const char sms_optout_lua[] =
+    "if ARGV[2] == '1' then return {1, redis.call('SADD', 'nt:{nt}:optout', ARGV[1])} end\n"
+    "return {0, redis.call('SREM', 'nt:{nt}:optout', ARGV[1])}\n";
+
+/* KEYS: cw:cb:reply:<phone hash>:<code>. Returns the case id waiting for it, or nil. */
+static const char sms_reply_code_lua[] = "return redis.call('GET', KEYS[1])\n";
 
 static const char *const sources[GW_S__COUNT] = {
     [GW_S_INTAKE] = intake_lua,
     [GW_S_INTAKE_COMMIT] = intake_commit_lua,
     [GW_S_RELEASE] = release_lua,
     [GW_S_EVENT] = event_lua,
-    [GW_S_EVENT_COMMIT] = event_commit_lua,
+    [GW_S_EVENT_COMMIT] = cw_case_event_commit_lua,
     [GW_S_LOOKUP] = lookup_lua,
     [GW_S_LIST] = list_lua,
     [GW_S_GET] = get_lua,
@@ -311,6 +304,9 @@ static const char *const sources[GW_S__COUNT] = {
     [GW_S_CB_LIST] = cb_list_lua,
     [GW_S_CB_CLAIM] = cb_claim_lua,
     [GW_S_FOLLOWUP_REPORT] = followup_report_lua,
+    [GW_S_SMS_RECEIPTS] = sms_receipts_lua,
+    [GW_S_SMS_OPTOUT] = sms_optout_lua,
+    [GW_S_SMS_REPLY_CODE] = sms_reply_code_lua,
 };
 
 int gw_store_init(struct gw *gw)

@@ -10,12 +10,16 @@
 #include "ids.h"
 #include "log.h"
 #include "policy.h"
+#include "publish.h"
+#include "unreachable.h"
 
 struct nt_callbacks {
     cw_redis *redis;
     const cw_chain *chain;
     const cw_calendar *cal;
     cw_redis_script *add, *outcome;
+    nt_unreachable *unreachable;
+    cw_producer *producer;
 };
 
 /* A task that is over is kept a little longer than a year's reports need, then forgotten. */
@@ -45,14 +49,27 @@ static const char add_lua[] =
 /* KEYS the case's task pointer; ARGV what (satisfied, not_satisfied, unreachable, or cancel:
  * the case was reopened or closed), now ms, retry ms, max attempts, event id. Every event id
  * applies once (remembered in the task). Returns none (no task), dup, closed (the task is
- * over), done, retry, unreachable (the last attempt), cancelled. */
+ * over), done, retry, {unreachable, task id} (the last attempt: again for the same event until
+ * the task is "wrapped", see unreachable.h), {report, task id} (satisfied, and the case is a
+ * regulator's referral: again until the task is "reported", see regulator.h), cancelled. */
 static const char outcome_lua[] =
     "local tid = redis.call('GET', KEYS[1]) "
     "if not tid then return 'none' end "
     "local tk = 'cw:cb:task:' .. tid "
-    "local t = redis.call('HMGET', tk, 'state', 'site', 'attempts') "
+    "local t = redis.call('HMGET', tk, 'state', 'site', 'attempts', 'wrapped', 'case_id', "
+    "  'reported') "
     "if not t[1] then return 'none' end "
-    "if redis.call('HSETNX', tk, 'ev:' .. ARGV[5], 1) == 0 then return 'dup' end "
+    "local function regulator() "
+    "  return redis.call('HGET', 'cw:case:' .. t[5], 'channel') == 'regulator' end "
+    "if redis.call('HSETNX', tk, 'ev:' .. ARGV[5], 1) == 0 then "
+    /* the last unreachable call whose close did not finish: go on with it */
+    "  if t[1] == 'unreachable' and not t[4] and ARGV[1] == 'unreachable' then "
+    "    return {'unreachable', tid} end "
+    /* a regulator's referral whose report-back task was not published yet */
+    "  if t[1] == 'done' and not t[6] and ARGV[1] == 'satisfied' and regulator() then "
+    "    return {'report', tid} end "
+    "  return 'dup' "
+    "end "
     "if t[1] ~= 'open' then return 'closed' end "
     "local q = 'cw:cb:' .. t[2] .. ':queue' "
     "if ARGV[1] == 'cancel' then "
@@ -69,7 +86,7 @@ static const char outcome_lua[] =
     "    redis.call('HSET', tk, 'state', 'unreachable') "
     "    redis.call('EXPIRE', tk, " KEEP_SETTLED_S ") "
     "    redis.call('ZREM', q, tid) "
-    "    return 'unreachable' "
+    "    return {'unreachable', tid} "
     "  end "
     "  local due = tonumber(ARGV[2]) + tonumber(ARGV[3]) "
     "  redis.call('HSET', tk, 'state', 'open', 'due_ms', due) "
@@ -79,24 +96,34 @@ static const char outcome_lua[] =
     "redis.call('HSET', tk, 'state', 'done') "
     "redis.call('EXPIRE', tk, " KEEP_SETTLED_S ") "
     "redis.call('ZREM', q, tid) "
+    /* not satisfied reopens the case: the regulator hears when it is settled */
+    "if ARGV[1] == 'satisfied' and regulator() then return {'report', tid} end "
     "return 'done'";
 // clang-format on
 
-nt_callbacks *nt_callbacks_new(cw_redis *r, const cw_chain *chain, const cw_calendar *cal)
+nt_callbacks *nt_callbacks_new(cw_redis *r, cw_producer *p, const cw_chain *chain,
+                               const cw_calendar *cal)
 {
     nt_callbacks *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    *c = (nt_callbacks){.redis = r, .chain = chain, .cal = cal};
+    *c = (nt_callbacks){.redis = r, .chain = chain, .cal = cal, .producer = p};
     c->add = cw_redis_script_new(r, add_lua);
     c->outcome = cw_redis_script_new(r, outcome_lua);
-    if (!c->add || !c->outcome) {
+    c->unreachable = nt_unreachable_new(r, p, chain);
+    if (!c->add || !c->outcome || !c->unreachable) {
+        nt_unreachable_free(c->unreachable);
         free(c);
         return NULL;
     }
     return c;
 }
 
-void nt_callbacks_free(nt_callbacks *c) { free(c); }
+void nt_callbacks_free(nt_callbacks *c)
+{
+    if (!c) return;
+    nt_unreachable_free(c->unreachable);
+    free(c);
+}
 
 /* One resolution or outcome being applied. */
 struct job {
@@ -106,6 +133,7 @@ struct job {
     char case_id[CW_ULID_LEN + 1], event_id[CW_ULID_LEN + 1], site[32];
     int64_t at_ms;
     bool outcome; /* a follow-up outcome: it may arrive before its resolution's task exists */
+    char task_id[80];
     int attempt;
 };
 
@@ -114,6 +142,74 @@ static void finish(struct job *j, int ok, const char *why)
     j->done(j->arg, ok, why);
     free(j);
 }
+
+static const char *field(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : NULL;
+}
+
+/* ---- a regulator's referral: the report-back task, once the follow-up is done ---- */
+
+static void on_reported(void *arg, const redisReply *r, const char *err)
+{
+    struct job *j = arg;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        finish(j, 0, err ? err : r->str);
+        return;
+    }
+    finish(j, 1, NULL);
+}
+
+static void on_report_published(void *opaque, int error, const char *errstr)
+{
+    struct job *j = opaque;
+    if (error) {
+        finish(j, 0, errstr);
+        return;
+    }
+    int rc = cw_redis_commandf(j->c->redis, on_reported, j, "HSET cw:cb:task:%s reported %lld",
+                               j->task_id, (long long)j->at_ms);
+    if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
+}
+
+static void on_report_case(void *arg, const redisReply *r, const char *err)
+{
+    struct job *j = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+        finish(j, 0, err ? err : "bad reply");
+        return;
+    }
+    char ref[128];
+    nt_record_field(field(r, 3) ? field(r, 3) : "", "external_ref", NULL, ref, sizeof ref);
+    struct nt_regulator_report rep = {.callback_task_id = j->task_id,
+                                      .case_id = j->case_id,
+                                      .site = j->site,
+                                      .tenant = field(r, 2),
+                                      .owner = field(r, 0),
+                                      .case_no = field(r, 1) ? field(r, 1) : j->case_id,
+                                      .external_ref = ref,
+                                      .outcome = field(r, 4) ? field(r, 4) : "",
+                                      .at_ms = j->at_ms};
+    if (!rep.owner || !*rep.owner) {
+        /* the router always assigns someone; a case without an owner has nobody to ask */
+        cw_warn("notifier.regulator_no_owner", "case=%s: nobody to report back to the regulator",
+                j->case_id);
+        on_report_published(j, 0, NULL);
+        return;
+    }
+    int rc = nt_regulator_send(j->c->producer, &rep, on_report_published, j);
+    if (rc != CW_PRODUCE_OK) finish(j, 0, "Kafka did not take the regulator report task");
+}
+
+static void report_back(struct job *j, const char *task_id)
+{
+    snprintf(j->task_id, sizeof j->task_id, "%s", task_id);
+    int rc = cw_redis_commandf(j->c->redis, on_report_case, j,
+                               "HMGET cw:case:%s owner case_no tenant record followup", j->case_id);
+    if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
+}
+
+static void on_closed(void *arg, int ok, const char *why) { finish(arg, ok, why); }
 
 static void on_script(void *arg, const redisReply *r, const char *err)
 {
@@ -131,12 +227,18 @@ static void on_script(void *arg, const redisReply *r, const char *err)
         finish(j, 0, "no callback task yet");
         return;
     }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
+        if (!strcmp(r->element[0]->str, "unreachable")) { /* the last call */
+            if (nt_unreachable_close(j->c->unreachable, r->element[1]->str, j->case_id, j->site,
+                                     j->at_ms, on_closed, j) != 0)
+                finish(j, 0, "out of memory");
+        } else {
+            report_back(j, r->element[1]->str);
+        }
+        return;
+    }
     finish(j, 1, NULL);
-}
-
-static const char *field(const redisReply *r, size_t i)
-{
-    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : NULL;
 }
 
 /* The case's facts are in: its follow-up clock, then the task. */

@@ -4,9 +4,10 @@
  * counted in the site's calendar); the gateway lists the queue to agents and leases tasks to
  * them; the outcome an agent records (a CaseEvent, action followup) completes the task, or,
  * when the customer was unreachable, puts it back after NT_CB_RETRY_MS, up to
- * NT_CB_MAX_ATTEMPTS calls. A reopen or a close cancels the open task; a new resolution
- * supersedes an earlier one still open. docs/notifier.md, "The follow-up", lists the keys; the
- * gateway reads the same ones.
+ * NT_CB_MAX_ATTEMPTS calls, after which the case is closed as unreachable and the customer
+ * gets an SMS with a reply code (unreachable.h). A reopen or a close cancels the open task; a new
+ * resolution supersedes an earlier one still open. docs/notifier.md, "The follow-up", lists the
+ * keys; the gateway reads the same ones.
  */
 #ifndef NT_CALLBACKS_H
 #define NT_CALLBACKS_H
@@ -14,6 +15,7 @@
 #include "calendar.h"
 #include "chain.h"
 #include "event.h"
+#include "kafka.h"
 #include "redis.h"
 
 #define NT_CB_RETRY_MS (60LL * 60 * 1000) /* an unreachable customer is called again in 1 h */
@@ -23,7 +25,8 @@
 
 typedef struct nt_callbacks nt_callbacks;
 
-nt_callbacks *nt_callbacks_new(cw_redis *r, const cw_chain *chain, const cw_calendar *cal);
+nt_callbacks *nt_callbacks_new(cw_redis *r, cw_producer *p, const cw_chain *chain,
+                               const cw_calendar *cal);
 void nt_callbacks_free(nt_callbacks *c);
 
 /* 1 when rec is a resolution, a follow-up outcome, a reopen or a close: the work has started

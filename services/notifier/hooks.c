@@ -153,13 +153,13 @@ int nt_hook_allow_mask(const struct cw_webhook_settings *ws, unsigned *mask, con
     for (size_t i = 0; i < ws->nallow_addresses; i++) {
         const char *name = ws->allow_addresses[i];
         int found = 0;
-        for (int k = 0; k < NT_ADDR_KIND_COUNT && !found; k++) {
-            const char *kn = nt_addr_kind_name((enum nt_addr_kind)k);
+        for (int k = 0; k < CW_ADDR_KIND_COUNT && !found; k++) {
+            const char *kn = cw_addr_kind_name((enum cw_addr_kind)k);
             size_t j = 0;
             /* the chain writes link_local, the guard link-local */
             while (kn[j] && name[j] && (kn[j] == name[j] || (kn[j] == '-' && name[j] == '_'))) j++;
             if (!kn[j] && !name[j]) {
-                *mask |= NT_ADDR_BIT(k);
+                *mask |= CW_ADDR_BIT(k);
                 found = 1;
             }
         }
@@ -181,9 +181,9 @@ struct hook_call {
 static int vet(void *arg, const struct sockaddr *sa, const char **why)
 {
     struct hook_call *c = arg;
-    enum nt_addr_kind k = nt_addr_classify(sa);
-    if (nt_addr_allowed(k, c->allow)) return 0;
-    snprintf(c->why, sizeof c->why, "the URL leads to a %s address: refused", nt_addr_kind_name(k));
+    enum cw_addr_kind k = cw_addr_classify(sa);
+    if (cw_addr_allowed(k, c->allow)) return 0;
+    snprintf(c->why, sizeof c->why, "the URL leads to a %s address: refused", cw_addr_kind_name(k));
     *why = c->why;
     return -1;
 }
@@ -217,10 +217,10 @@ int nt_hook_send(nt_http *http, const struct cw_webhook_settings *ws, unsigned a
                  const struct cw_tenant *t, const char *task_id, const void *body, size_t len,
                  nt_sms_fn *cb, void *arg)
 {
-    char msg_id[NT_WH_MSG_ID_SIZE], sig[NT_WH_SIG_SIZE];
+    char msg_id[CW_WH_MSG_ID_SIZE], sig[CW_WH_SIG_SIZE];
     long long now = (long long)time(NULL);
-    if (nt_wh_msg_id(task_id, msg_id, sizeof msg_id) != 0 ||
-        nt_wh_sign(t->webhook_secret, msg_id, now, body, len, sig, sizeof sig) != 0)
+    if (cw_wh_msg_id(task_id, msg_id, sizeof msg_id) != 0 ||
+        cw_wh_sign(t->webhook_secret, msg_id, now, body, len, sig, sizeof sig) != 0)
         return -1;
     struct hook_call *c = calloc(1, sizeof *c);
     if (!c) return -1;

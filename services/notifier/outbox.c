@@ -2,7 +2,6 @@
  * string "state|claim|tries[|ref]" is the only thing they interpret. */
 #include "outbox.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +20,14 @@ struct nt_outbox {
 // clang-format off
 #define LUA_NOW "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 
-/* KEYS env st due done [inbox]; ARGV id env due_ms. A staff task is settled at once: its st
- * entry is forgotten with the other settled ones; its inbox is the console's to trim. */
+/* KEYS env st due done [inbox]; ARGV id env due_ms. A staff task is settled at once; its
+ * envelope stays, for the console to show what the task is, and is forgotten with its st entry
+ * after keep_done_ms; its inbox is the console's to trim. */
 static const char add_lua[] =
     "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end "
     "if KEYS[5] then "
     "  redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1]) "
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
     "  redis.call('HSET', KEYS[2], ARGV[1], 'delivered|0|1') "
     "  local t = redis.call('TIME') "
     "  redis.call('ZADD', KEYS[4], t[1] * 1000, ARGV[1]) "
@@ -66,7 +67,9 @@ static const char claim_lua[] = LUA_NOW
     "local nx = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES') "
     "if nx[2] then out[2] = tonumber(nx[2]) end "
     "local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, 1000) "
-    "for _, id in ipairs(old) do redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[4], id) end "
+    "for _, id in ipairs(old) do "
+    "  redis.call('HDEL', KEYS[2], id) redis.call('HDEL', KEYS[1], id) redis.call('ZREM', KEYS[4], id) "
+    "end "
     "return out";
 
 /* The claim check every write after a claim starts with. */
@@ -231,24 +234,4 @@ int nt_outbox_reschedule(nt_outbox *o, const char *task_id, unsigned claim, cons
     snprintf(d, sizeof d, "%lld", (long long)(delay_ms > 0 ? delay_ms : 0));
     const char *argv[] = {K_ST, K_DUE, task_id, c, state, t, d};
     return cw_redis_script_run(o->redis, o->reschedule, cb, arg, 2, 7, argv, NULL);
-}
-
-void nt_phone_hash(const char *phone, char out[NT_PHONE_HASH_LEN + 1])
-{
-    char all[64];
-    size_t n = 0;
-    for (const char *p = phone; *p && n < sizeof all; p++)
-        if (*p >= '0' && *p <= '9') all[n++] = *p;
-    /* A Chinese mobile number is the same with or without its country code (+86, 0086). */
-    const char *digits = all;
-    if (n == 15 && !memcmp(all, "0086", 4) && all[4] == '1')
-        digits += 4, n -= 4;
-    else if (n == 13 && !memcmp(all, "86", 2) && all[2] == '1')
-        digits += 2, n -= 2;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (EVP_Digest(digits, n, md, &mdlen, EVP_sha256(), NULL) != 1) mdlen = 0;
-    for (int i = 0; i < NT_PHONE_HASH_LEN / 2; i++)
-        snprintf(out + 2 * i, 3, "%02x", i < (int)mdlen ? md[i] : 0);
-    out[NT_PHONE_HASH_LEN] = '\0';
 }

@@ -31,7 +31,6 @@
 #include "redis.h"
 
 #define NT_KEEP_DONE_MS (14LL * 24 * 3600 * 1000) /* longer than Kafka keeps the tasks */
-#define NT_PHONE_HASH_LEN 16                      /* hex of SHA-256's first 8 bytes */
 
 typedef struct nt_outbox nt_outbox;
 
@@ -74,10 +73,5 @@ int nt_outbox_settle(nt_outbox *o, const char *task_id, unsigned claim, const ch
  * again, delay_ms from Redis's now. */
 int nt_outbox_reschedule(nt_outbox *o, const char *task_id, unsigned claim, const char *state,
                          unsigned tries, int64_t delay_ms, cw_redis_reply_fn *cb, void *arg);
-
-/* Hex of the first 8 bytes of SHA-256(phone digits): keys never hold the number itself.
- * Only digits count, and a Chinese mobile number's country code does not: "+86 138-0013-8000",
- * "008613800138000" and "13800138000" are the same number. */
-void nt_phone_hash(const char *phone, char out[NT_PHONE_HASH_LEN + 1]);
 
 #endif

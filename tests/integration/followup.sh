@@ -6,8 +6,11 @@
 #   - the queue is listed most urgent first; another site's staff get 404;
 #   - two agents claim the same task at once: one wins, the other gets 409;
 #   - "satisfied" completes the task (out of the queue), and the case may close;
-#     "unreachable" puts it back an hour later, with its attempt counted; closing that case
-#     cancels the task; a reopen cancels a task, and the next resolution brings a new one.
+#     "unreachable" puts it back an hour later, with its attempt counted; after the third the
+#     notifier closes the case as unreachable and texts the customer a reply code, which the
+#     customer's reply (POST /v1/sms/replies, signed) turns into the outcome, once; a reopen
+#     cancels a task, and the next resolution brings a new one;
+#   - a delivery receipt replayed 100 times changes one status; opt-outs by reply and by staff.
 source "$CW_ROOT/tests/lib/common.sh"
 gwclient="$CW_BUILD/itests/gwclient"
 start_redis "$CW_TMP/redis" || { not_ok "redis starts"; exit 1; }
@@ -15,10 +18,16 @@ start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
 RC="redis-cli -p $REDIS_PORT"
 # The example chain, its SMS written into this test's folder.
 CHAIN="$CW_TMP/chain.yaml"
-sed "s|^  file: var/sms.log|  file: $CW_TMP/sms.log|" "$CW_ROOT/deploy/chain.example.yaml" >"$CHAIN"
-grep -q "file: $CW_TMP/sms.log" "$CHAIN" || { not_ok "the test chain writes SMS to its folder"; exit 1; }
+# No quiet hours and no limits per number: the follow-up SMS must not wait for the morning, or
+# for the minute after the same number's "case received".
+sed -e "s|^  file: var/sms.log|  file: $CW_TMP/sms.log|" -e 's|^  quiet_hours: .*|  quiet_hours: none|' \
+  -e 's|^  per_number: .*|  per_number: {minute: 0, hour: 0, day: 0}|' "$CW_ROOT/deploy/chain.example.yaml" >"$CHAIN"
+grep -q "file: $CW_TMP/sms.log" "$CHAIN" && grep -q "quiet_hours: none" "$CHAIN" ||
+  { not_ok "the test chain writes SMS to its folder, at any hour"; exit 1; }
 start_gateway "$CW_TMP/gw" CASEWIRE_CHAIN="$CHAIN" CASEWIRE_RATE_IP_PER_MIN=0 \
   CASEWIRE_RATE_PHONE_PER_HOUR=0 || { not_ok "gateway starts"; exit 1; }
+# The router writes the case record (the customer's phone, the language) the notifier reads.
+start_router "$CW_TMP/rt" CASEWIRE_CHAIN="$CHAIN" || { not_ok "router starts"; exit 1; }
 start_notifier() {
   local port; port=$(free_port)
   _start_daemon notifier "$CW_TMP/nt" CASEWIRE_ADMIN_PORT "$port" CASEWIRE_CHAIN="$CHAIN"
@@ -131,10 +140,90 @@ check "... the task stays open with one attempt counted" wait_until 30 again
 due2=$($RC zscore cw:cb:SH01:queue "$T2")
 check "... and comes back in about an hour ($(( (${due2%.*} - $(date +%s%3N)) / 60000 )) min)" \
   test $(( ${due2%.*} - $(date +%s%3N) )) -gt 3300000
-# Closing a case whose customer was unreachable cancels its open task.
-check "the case with an unreachable customer may close (202)" test "$(event "$C2" '{"action":"close"}')" = 202
-cancelled() { [ "$($RC hget "cw:cb:task:$T2" state)" = cancelled ] && [ -z "$($RC zscore cw:cb:SH01:queue "$T2")" ]; }
-check "... which cancels its task and takes it out of the queue" wait_until 30 cancelled
+check "staff cannot close a case whose customer was not reached (409)" \
+  test "$(event "$C2" '{"action":"close"}')" = 409
+# Two more unreachable calls: the last one closes the case as unreachable, and the customer gets
+# an SMS with a reply code.
+N2=$(jq -r '.tasks[1].case_no' <<<"$q")
+for k in 2 3; do
+  check "unreachable call $k recorded (202)" test "$(event "$C2" '{"action":"followup","outcome":"unreachable"}')" = 202
+  attempts() { [ "$($RC hget "cw:cb:task:$T2" attempts)" = "$1" ]; }
+  wait_until 30 attempts $k || not_ok "the task counts unreachable call $k"
+done
+closed_unreachable() { [ "$($RC hget "cw:case:$C2" status)" = closed ] && [ "$($RC hget "cw:case:$C2" followup)" = unreachable ] &&
+  [ "$($RC hget "cw:cb:task:$T2" state)" = unreachable ] && [ -n "$($RC hget "cw:cb:task:$T2" wrapped)" ]; }
+check "after the third, the notifier closes the case as unreachable (flagged) and the task is over" \
+  wait_until 60 closed_unreachable
+check "... the history says who closed it and why" \
+  test "$(curl -s -H "$DESK" "$GW_URL/v1/cases/$C2" | jq -r '[.history[] | select(.event == "close")][0] | "\(.actor_kind) \(.outcome)"')" = "system unreachable"
+sms_for() { grep -F "\"$1\"" "$CW_TMP/sms.log" | grep -F "$N2"; }
+has_sms() { sms_for "$1" >/dev/null; }
+check "... and the customer gets the SMS with a reply code" wait_until 60 has_sms followup_unreachable
+code=$(sms_for followup_unreachable | head -1 | jq -r .text | sed -n 's/.*回复\([0-9]\{4\}\)1.*/\1/p')
+phone=$($RC hget "cw:case:$C2" record | jq -r .customer.phone)
+digits=$(tr -dc 0-9 <<<"$phone")
+check "... a 4-digit code, kept for the customer's number ($code)" \
+  test "$($RC get "cw:cb:reply:$(printf %s "${digits#86}" | sha256sum | cut -c1-16):$code")" = "$C2"
+check "exactly one such SMS" test "$(sms_for followup_unreachable | wc -l)" = 1
+
+# What the SMS provider posts back: signed the Standard Webhooks way with sms.receipt_secret.
+SECRET=demo-sms-receipt-secret-0001
+signed_post() { # path body [secret]
+  local id ts sig; id="msg_$(date +%s%N)"; ts=$(date +%s)
+  sig=$(printf '%s.%s.%s' "$id" "$ts" "$2" | openssl dgst -sha256 -mac HMAC -macopt key:"${3:-$SECRET}" -binary | base64)
+  curl -s -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -H "webhook-id: $id" \
+    -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" "$GW_URL$1" -d "$2"
+}
+out=$(signed_post /v1/sms/replies "{\"from\":\"$phone\",\"text\":\" ${code}1 \"}")
+check "the customer replies ${code}1: accepted (202)" test "$(tail -1 <<<"$out")" = 202
+satisfied() { [ "$($RC hget "cw:case:$C2" followup)" = satisfied ] && [ "$($RC hget "cw:case:$C2" status)" = closed ]; }
+check "... the case records satisfied, and stays closed" wait_until 30 satisfied
+out=$(signed_post /v1/sms/replies "{\"from\":\"$phone\",\"text\":\"${code}2\"}")
+check "a second reply changes nothing (200, action none)" test "$(head -1 <<<"$out" | jq -r .action) $(tail -1 <<<"$out")" = "none 200"
+check "... the case is still closed and satisfied" satisfied
+out=$(signed_post /v1/sms/replies "{\"from\":\"$phone\",\"text\":\"${code}1\"}" wrong-secret-wrong-secret)
+check "a reply signed with another secret: 401" test "$(tail -1 <<<"$out")" = 401
+# A delivery receipt for that SMS, replayed 100 times: one status change.
+sms_task=$(sms_for followup_unreachable | head -1 | jq -r .id)
+body="{\"receipts\":[{\"id\":\"$sms_task\",\"status\":\"delivered\",\"code\":\"DELIVRD\"}]}"
+for i in $(seq 1 100); do signed_post /v1/sms/receipts "$body" | head -1 | jq -r '.results[0].result'; done >"$CW_TMP/receipts"
+check "a delivery receipt replayed 100 times: recorded once, 99 duplicates ($(sort "$CW_TMP/receipts" | uniq -c | tr -s ' \n' ' '))" \
+  test "$(grep -c '^recorded$' "$CW_TMP/receipts") $(grep -c '^duplicate$' "$CW_TMP/receipts")" = "1 99"
+check "... the receipt is kept with the task" test "$($RC get "nt:{nt}:rcpt:$sms_task" | cut -d'|' -f1,3)" = "delivered|DELIVRD"
+out=$(signed_post /v1/sms/receipts "{\"receipts\":[{\"id\":\"$sms_task\",\"status\":\"failed\"}]}")
+check "... a later, different receipt changes nothing" \
+  test "$(head -1 <<<"$out" | jq -r '.results[0].result') $($RC get "nt:{nt}:rcpt:$sms_task" | cut -d'|' -f1)" = "duplicate delivered"
+out=$(signed_post /v1/sms/receipts '{"receipts":[{"id":"no-such-task","status":"delivered"}]}')
+check "a receipt for a task we never had: answered, not recorded" test "$(head -1 <<<"$out" | jq -r '.results[0].result')" = unknown_task
+out=$(signed_post /v1/sms/receipts '{"receipts":[{"id":"x","status":"read"}]}')
+check "a receipt with an unknown status: 422 naming the field" test "$(head -1 <<<"$out" | jq -r .error.field) $(tail -1 <<<"$out")" = "receipts[0].status 422"
+check "an unsigned receipt: 401" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$GW_URL/v1/sms/receipts" -d "$body")" = 401
+# Opt-outs: a reply of TD, and staff at the desk.
+out=$(signed_post /v1/sms/replies '{"from":"13900000777","text":"ｔｄ"}')
+check "a customer's reply TD (full-width) opts the number out" test "$(head -1 <<<"$out" | jq -r .action)" = opted_out
+check "... by its hash" test "$($RC sismember 'nt:{nt}:optout' "$(printf %s 13900000777 | sha256sum | cut -c1-16)")" = 1
+optout() { curl -s -X POST -H "$DESK" -H 'Content-Type: application/json' "$GW_URL/v1/sms/opt-outs" -d "$1"; }
+check "staff opt a number out (+86 written)" test "$(optout '{"phone":"+86 139 0000 0888"}' | jq -r '"\(.action) \(.changed)"')" = "opted_out true"
+check "... again: nothing changes" test "$(optout '{"phone":"13900000888"}' | jq -r .changed)" = false
+check "... and back in" test "$(optout '{"phone":"13900000888","opted_out":false}' | jq -r '"\(.action) \(.changed)"')" = "opted_in true"
+check "opting out needs a staff token (401)" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$GW_URL/v1/sms/opt-outs" -d '{"phone":"13900000888"}')" = 401
+# A regulator's referral: once its follow-up is satisfied, the owner gets a task to report back.
+reg=$(curl -s -X POST -H "$DESK" -H 'Content-Type: application/json' "$GW_URL/v1/cases" \
+  -d '{"site":"SH01","channel":"regulator","external_ref":"SCJG-2026-1125-07","text":"市场监管局转办：顾客投诉饮料过期","customer":{"phone":"13900009001"}}')
+CR=$(jq -r .case_id <<<"$reg")
+routed() { [ -n "$($RC hget "cw:case:$CR" owner)" ]; }
+check "a regulator's referral is taken and routed" wait_until 60 routed
+check "... resolved (202)" test "$(event "$CR" '{"action":"resolve","note":"已退款"}')" = 202
+reg_task() { TR=$($RC get "cw:cb:case:$CR"); [ -n "$TR" ]; }
+check "... its callback task appears" wait_until 60 reg_task
+check "... the customer is satisfied (202)" test "$(event "$CR" '{"action":"followup","outcome":"satisfied"}')" = 202
+owner=$($RC hget "cw:case:$CR" owner)
+report_task() { [ -n "$($RC zscore "nt:{nt}:inbox:$owner" "$TR:regulator")" ] && [ -n "$($RC hget "cw:cb:task:$TR" reported)" ]; }
+check "... and the owner ($owner) gets the task to report back to the regulator" wait_until 60 report_task
+check "... which carries the regulator's reference and the outcome (kept for the console)" \
+  sh -c "$RC hget 'nt:{nt}:env' '$TR:regulator' | grep -a -q 'SCJG-2026-1125-07' && $RC hget 'nt:{nt}:env' '$TR:regulator' | grep -a -q satisfied"
 # A reopened case's task goes; its next resolution brings a new one.
 T3=$(jq -r '.tasks[2].task_id' <<<"$q") C3=$(jq -r '.tasks[2].case_id' <<<"$q")
 check "a resolved case is reopened (202)" test "$(event "$C3" '{"action":"reopen","note":"顾客来电"}')" = 202
@@ -144,6 +233,7 @@ check "... and resolved again (202)" test "$(event "$C3" '{"action":"resolve"}')
 new_task() { local t; t=$($RC get "cw:cb:case:$C3"); [ -n "$t" ] && [ "$t" != "$T3" ] && [ "$($RC hget "cw:cb:task:$t" state)" = open ]; }
 check "... which brings a new open task" wait_until 30 new_task
 rep=$(report "$DESK")
-check "the report counts the two outcomes recorded ($(jq .followed_up <<<"$rep") followed up)" \
-  test "$(jq .followed_up <<<"$rep")" = 2
+check "the report counts the three follow-ups that are over, the rest waiting ($(jq -c '[.resolved, .followed_up, .waiting]' <<<"$rep"))" \
+  test "$(jq -c '[.resolved, .followed_up, .waiting]' <<<"$rep")" = "[$((N + 1)),3,$((N - 2))]"
+check "... and lists the case closed as unreachable" test "$(jq -c .closed_unreachable <<<"$rep")" = "[\"$N2\"]"
 check_stops "the notifier" "$NOTIFIER_PID" 15

@@ -29,7 +29,7 @@ static int b64_char(unsigned char c)
 /* The HMAC key of a secret: whsec_ secrets decoded into buf, others as they are. EVP_DecodeBlock
  * skips whitespace and counts '=' padding as zero bytes, so the text is checked strictly here
  * and the padding taken off the length. */
-static int wh_key(const char *secret, unsigned char buf[NT_WH_KEY_MAX + 3],
+static int wh_key(const char *secret, unsigned char buf[CW_WH_KEY_MAX + 3],
                   const unsigned char **key, size_t *keylen)
 {
     if (!secret || !*secret) return -1;
@@ -40,13 +40,13 @@ static int wh_key(const char *secret, unsigned char buf[NT_WH_KEY_MAX + 3],
     }
     const char *b64 = secret + sizeof WH_PREFIX - 1;
     size_t n = strlen(b64), pad = 0;
-    if (n == 0 || n % 4 != 0 || n / 4 * 3 > NT_WH_KEY_MAX + 2) return -1;
+    if (n == 0 || n % 4 != 0 || n / 4 * 3 > CW_WH_KEY_MAX + 2) return -1;
     if (b64[n - 1] == '=') pad = b64[n - 2] == '=' ? 2 : 1;
     for (size_t i = 0; i < n - pad; i++)
         if (!b64_char((unsigned char)b64[i])) return -1;
     int got = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)n);
     if (got < 0 || (size_t)got != n / 4 * 3 || (size_t)got - pad == 0 ||
-        (size_t)got - pad > NT_WH_KEY_MAX)
+        (size_t)got - pad > CW_WH_KEY_MAX)
         return -1;
     *key = buf;
     *keylen = (size_t)got - pad;
@@ -82,7 +82,7 @@ static int id_ok(const char *msg_id) { return msg_id && *msg_id && !strchr(msg_i
 static int wh_sign_b64(const char *secret, const char *msg_id, const char *ts, const void *body,
                        size_t len, char b64[WH_B64_LEN + 1])
 {
-    unsigned char buf[NT_WH_KEY_MAX + 3], mac[WH_MAC_LEN];
+    unsigned char buf[CW_WH_KEY_MAX + 3], mac[WH_MAC_LEN];
     const unsigned char *key;
     size_t keylen;
     int rc = -1;
@@ -95,11 +95,11 @@ static int wh_sign_b64(const char *secret, const char *msg_id, const char *ts, c
     return rc;
 }
 
-int nt_wh_sign(const char *secret, const char *msg_id, long long timestamp_s, const void *body,
+int cw_wh_sign(const char *secret, const char *msg_id, long long timestamp_s, const void *body,
                size_t len, char *out, size_t outlen)
 {
     char ts[24], b64[WH_B64_LEN + 1];
-    if (!out || outlen < NT_WH_SIG_SIZE || !id_ok(msg_id) || timestamp_s < 0 || (!body && len))
+    if (!out || outlen < CW_WH_SIG_SIZE || !id_ok(msg_id) || timestamp_s < 0 || (!body && len))
         return -1;
     snprintf(ts, sizeof ts, "%lld", timestamp_s);
     if (wh_sign_b64(secret, msg_id, ts, body, len, b64) != 0) return -1;
@@ -120,20 +120,20 @@ static int parse_ts(const char *s, long long *out)
     return 0;
 }
 
-int nt_wh_verify(const char *secret, const char *msg_id, const char *timestamp, const void *body,
+int cw_wh_verify(const char *secret, const char *msg_id, const char *timestamp, const void *body,
                  size_t len, const char *signature_header, long long now_s, long long tolerance_s)
 {
     if (!id_ok(msg_id) || !timestamp || !signature_header || !*signature_header || (!body && len))
-        return NT_WH_ERR_MALFORMED;
+        return CW_WH_ERR_MALFORMED;
     long long ts;
-    if (parse_ts(timestamp, &ts) != 0 || tolerance_s < 0) return NT_WH_ERR_TIMESTAMP;
+    if (parse_ts(timestamp, &ts) != 0 || tolerance_s < 0) return CW_WH_ERR_TIMESTAMP;
     /* Unsigned differences: exact for any now_s, where a signed one could overflow. */
     unsigned long long skew = ts >= now_s ? (unsigned long long)ts - (unsigned long long)now_s
                                           : (unsigned long long)now_s - (unsigned long long)ts;
-    if (skew > (unsigned long long)tolerance_s) return NT_WH_ERR_TIMESTAMP;
+    if (skew > (unsigned long long)tolerance_s) return CW_WH_ERR_TIMESTAMP;
 
     char want[WH_B64_LEN + 1];
-    if (wh_sign_b64(secret, msg_id, timestamp, body, len, want) != 0) return NT_WH_ERR_KEY;
+    if (wh_sign_b64(secret, msg_id, timestamp, body, len, want) != 0) return CW_WH_ERR_KEY;
 
     int match = 0, known = 0;
     for (const char *p = signature_header; *p;) {
@@ -154,16 +154,16 @@ int nt_wh_verify(const char *secret, const char *msg_id, const char *timestamp, 
         p += n;
     }
     OPENSSL_cleanse(want, sizeof want);
-    if (match) return NT_WH_OK;
-    return known ? NT_WH_ERR_NO_MATCH : NT_WH_ERR_MALFORMED;
+    if (match) return CW_WH_OK;
+    return known ? CW_WH_ERR_NO_MATCH : CW_WH_ERR_MALFORMED;
 }
 
-int nt_wh_msg_id(const char *task_id, char *out, size_t outlen)
+int cw_wh_msg_id(const char *task_id, char *out, size_t outlen)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!task_id || !*task_id || !out || outlen < NT_WH_MSG_ID_SIZE) return -1;
+    if (!task_id || !*task_id || !out || outlen < CW_WH_MSG_ID_SIZE) return -1;
     if (!EVP_Digest(task_id, strlen(task_id), md, &mdlen, EVP_sha256(), NULL) || mdlen < 16)
         return -1;
     memcpy(out, "msg_", 4);
@@ -171,7 +171,7 @@ int nt_wh_msg_id(const char *task_id, char *out, size_t outlen)
         out[4 + 2 * i] = hex[md[i] >> 4];
         out[5 + 2 * i] = hex[md[i] & 15];
     }
-    out[NT_WH_MSG_ID_SIZE - 1] = '\0';
+    out[CW_WH_MSG_ID_SIZE - 1] = '\0';
     return 0;
 }
 
@@ -189,7 +189,7 @@ static int host_char(unsigned char c)
            c == '.' || c == '_';
 }
 
-int nt_wh_url_check(const char *url, char *why, size_t whylen)
+int cw_wh_url_check(const char *url, char *why, size_t whylen)
 {
     if (!url || !*url) return fail(why, whylen, "no URL");
     /* A backslash is a '/' to WHATWG parsers and not to curl: URLs that parsers read
@@ -244,39 +244,39 @@ int nt_wh_url_check(const char *url, char *why, size_t whylen)
 
 /* ---- address kinds ---- */
 
-static enum nt_addr_kind classify_v4(uint32_t a)
+static enum cw_addr_kind classify_v4(uint32_t a)
 {
     static const struct {
         uint32_t net;
         unsigned bits;
-        enum nt_addr_kind kind;
+        enum cw_addr_kind kind;
     } nets[] = {
-        {0x00000000, 8, NT_ADDR_UNSPECIFIED},    /* 0/8 "this network" */
-        {0x0a000000, 8, NT_ADDR_PRIVATE},        /* 10/8 */
-        {0x64400000, 10, NT_ADDR_CGNAT},         /* 100.64/10 */
-        {0x7f000000, 8, NT_ADDR_LOOPBACK},       /* 127/8 */
-        {0xa9fe0000, 16, NT_ADDR_LINK_LOCAL},    /* 169.254/16 */
-        {0xac100000, 12, NT_ADDR_PRIVATE},       /* 172.16/12 */
-        {0xc0000000, 24, NT_ADDR_RESERVED},      /* 192.0.0/24 IETF protocol assignments */
-        {0xc0000200, 24, NT_ADDR_DOCUMENTATION}, /* 192.0.2/24 TEST-NET-1 */
-        {0xc0586300, 24, NT_ADDR_RESERVED},      /* 192.88.99/24 former 6to4 relay anycast */
-        {0xc0a80000, 16, NT_ADDR_PRIVATE},       /* 192.168/16 */
-        {0xc6120000, 15, NT_ADDR_RESERVED},      /* 198.18/15 benchmarking */
-        {0xc6336400, 24, NT_ADDR_DOCUMENTATION}, /* 198.51.100/24 TEST-NET-2 */
-        {0xcb007100, 24, NT_ADDR_DOCUMENTATION}, /* 203.0.113/24 TEST-NET-3 */
-        {0xe0000000, 4, NT_ADDR_MULTICAST},      /* 224/4 */
-        {0xf0000000, 4, NT_ADDR_RESERVED},       /* 240/4 */
+        {0x00000000, 8, CW_ADDR_UNSPECIFIED},    /* 0/8 "this network" */
+        {0x0a000000, 8, CW_ADDR_PRIVATE},        /* 10/8 */
+        {0x64400000, 10, CW_ADDR_CGNAT},         /* 100.64/10 */
+        {0x7f000000, 8, CW_ADDR_LOOPBACK},       /* 127/8 */
+        {0xa9fe0000, 16, CW_ADDR_LINK_LOCAL},    /* 169.254/16 */
+        {0xac100000, 12, CW_ADDR_PRIVATE},       /* 172.16/12 */
+        {0xc0000000, 24, CW_ADDR_RESERVED},      /* 192.0.0/24 IETF protocol assignments */
+        {0xc0000200, 24, CW_ADDR_DOCUMENTATION}, /* 192.0.2/24 TEST-NET-1 */
+        {0xc0586300, 24, CW_ADDR_RESERVED},      /* 192.88.99/24 former 6to4 relay anycast */
+        {0xc0a80000, 16, CW_ADDR_PRIVATE},       /* 192.168/16 */
+        {0xc6120000, 15, CW_ADDR_RESERVED},      /* 198.18/15 benchmarking */
+        {0xc6336400, 24, CW_ADDR_DOCUMENTATION}, /* 198.51.100/24 TEST-NET-2 */
+        {0xcb007100, 24, CW_ADDR_DOCUMENTATION}, /* 203.0.113/24 TEST-NET-3 */
+        {0xe0000000, 4, CW_ADDR_MULTICAST},      /* 224/4 */
+        {0xf0000000, 4, CW_ADDR_RESERVED},       /* 240/4 */
     };
     /* Credentials live behind these; they sit inside link-local and CGNAT ranges, and saying
      * METADATA keeps them denied even where a deployment allows those ranges. */
     if (a == 0xa9fea9fe    /* 169.254.169.254: AWS, GCP, Azure, OCI... */
         || a == 0xa9feaa02 /* 169.254.170.2: AWS ECS task credentials */
         || a == 0x646464c8 /* 100.100.100.200: Alibaba Cloud */)
-        return NT_ADDR_METADATA;
-    if (a == 0xffffffff) return NT_ADDR_BROADCAST;
+        return CW_ADDR_METADATA;
+    if (a == 0xffffffff) return CW_ADDR_BROADCAST;
     for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
         if ((a ^ nets[i].net) >> (32 - nets[i].bits) == 0) return nets[i].kind;
-    return NT_ADDR_PUBLIC;
+    return CW_ADDR_PUBLIC;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -291,7 +291,7 @@ static int v6_in(const unsigned char *a, const unsigned char *net, unsigned bits
     return rest == 0 || ((a[whole] ^ net[whole]) >> (8 - rest)) == 0;
 }
 
-static enum nt_addr_kind classify_v6(const unsigned char *a)
+static enum cw_addr_kind classify_v6(const unsigned char *a)
 {
     static const unsigned char zero[12] = {0};
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -302,40 +302,40 @@ static enum nt_addr_kind classify_v6(const unsigned char *a)
     static const struct {
         unsigned char net[16];
         unsigned bits;
-        enum nt_addr_kind kind;
+        enum cw_addr_kind kind;
     } nets[] = {
-        {{0xfc}, 7, NT_ADDR_PRIVATE},                          /* unique local */
-        {{0xfe, 0x80}, 10, NT_ADDR_LINK_LOCAL},                /* fe80::/10 */
-        {{0xfe, 0xc0}, 10, NT_ADDR_PRIVATE},                   /* site-local, deprecated */
-        {{0xff}, 8, NT_ADDR_MULTICAST},                        /* ff00::/8 */
-        {{0x20, 0x01, 0x0d, 0xb8}, 32, NT_ADDR_DOCUMENTATION}, /* 2001:db8::/32 */
-        {{0x3f, 0xff}, 20, NT_ADDR_DOCUMENTATION},             /* 3fff::/20 */
-        {{0x20, 0x01}, 23, NT_ADDR_RESERVED}, /* IETF protocol assignments: Teredo, benchmarking */
+        {{0xfc}, 7, CW_ADDR_PRIVATE},                          /* unique local */
+        {{0xfe, 0x80}, 10, CW_ADDR_LINK_LOCAL},                /* fe80::/10 */
+        {{0xfe, 0xc0}, 10, CW_ADDR_PRIVATE},                   /* site-local, deprecated */
+        {{0xff}, 8, CW_ADDR_MULTICAST},                        /* ff00::/8 */
+        {{0x20, 0x01, 0x0d, 0xb8}, 32, CW_ADDR_DOCUMENTATION}, /* 2001:db8::/32 */
+        {{0x3f, 0xff}, 20, CW_ADDR_DOCUMENTATION},             /* 3fff::/20 */
+        {{0x20, 0x01}, 23, CW_ADDR_RESERVED}, /* IETF protocol assignments: Teredo, benchmarking */
     };
     /* Where the packets go is the embedded IPv4 address: judge that. */
     if (memcmp(a, mapped, 12) == 0 || memcmp(a, translated, 12) == 0 || memcmp(a, nat64, 12) == 0)
         return classify_v4(be32(a + 12));
     if (memcmp(a, zero, 12) == 0) {
         uint32_t last = be32(a + 12);
-        if (last == 0) return NT_ADDR_UNSPECIFIED;
-        if (last == 1) return NT_ADDR_LOOPBACK;
+        if (last == 0) return CW_ADDR_UNSPECIFIED;
+        if (last == 1) return CW_ADDR_LOOPBACK;
         return classify_v4(last); /* IPv4-compatible, deprecated but still parsed */
     }
     if (a[0] == 0x20 && a[1] == 0x02) return classify_v4(be32(a + 2)); /* 6to4 */
     /* Local-use NAT64 (RFC 8215): its embedding is the operator's choice, and it is ours. */
-    if (memcmp(a, nat64_local, 6) == 0) return NT_ADDR_PRIVATE;
-    if (memcmp(a, aws_metadata, 16) == 0) return NT_ADDR_METADATA;
+    if (memcmp(a, nat64_local, 6) == 0) return CW_ADDR_PRIVATE;
+    if (memcmp(a, aws_metadata, 16) == 0) return CW_ADDR_METADATA;
     for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
         if (v6_in(a, nets[i].net, nets[i].bits)) return nets[i].kind;
     /* Only 2000::/3 is handed out as global unicast; the rest (100::/64 discard, 5f00::/16
      * SRv6, ...) is nowhere a webhook should go. */
-    if ((a[0] & 0xe0) != 0x20) return NT_ADDR_RESERVED;
-    return NT_ADDR_PUBLIC;
+    if ((a[0] & 0xe0) != 0x20) return CW_ADDR_RESERVED;
+    return CW_ADDR_PUBLIC;
 }
 
-enum nt_addr_kind nt_addr_classify(const struct sockaddr *sa)
+enum cw_addr_kind cw_addr_classify(const struct sockaddr *sa)
 {
-    if (!sa) return NT_ADDR_UNKNOWN;
+    if (!sa) return CW_ADDR_UNKNOWN;
     if (sa->sa_family == AF_INET) {
         struct sockaddr_in in;
         memcpy(&in, sa, sizeof in);
@@ -346,37 +346,37 @@ enum nt_addr_kind nt_addr_classify(const struct sockaddr *sa)
         memcpy(&in6, sa, sizeof in6);
         return classify_v6(in6.sin6_addr.s6_addr);
     }
-    return NT_ADDR_UNKNOWN;
+    return CW_ADDR_UNKNOWN;
 }
 
-const char *nt_addr_kind_name(enum nt_addr_kind k)
+const char *cw_addr_kind_name(enum cw_addr_kind k)
 {
     switch (k) {
-    case NT_ADDR_PUBLIC: return "public";
-    case NT_ADDR_LOOPBACK: return "loopback";
-    case NT_ADDR_PRIVATE: return "private";
-    case NT_ADDR_LINK_LOCAL: return "link-local";
-    case NT_ADDR_METADATA: return "metadata";
-    case NT_ADDR_CGNAT: return "cgnat";
-    case NT_ADDR_UNSPECIFIED: return "unspecified";
-    case NT_ADDR_MULTICAST: return "multicast";
-    case NT_ADDR_BROADCAST: return "broadcast";
-    case NT_ADDR_RESERVED: return "reserved";
-    case NT_ADDR_DOCUMENTATION: return "documentation";
-    case NT_ADDR_UNKNOWN:
-    case NT_ADDR_KIND_COUNT: break;
+    case CW_ADDR_PUBLIC: return "public";
+    case CW_ADDR_LOOPBACK: return "loopback";
+    case CW_ADDR_PRIVATE: return "private";
+    case CW_ADDR_LINK_LOCAL: return "link-local";
+    case CW_ADDR_METADATA: return "metadata";
+    case CW_ADDR_CGNAT: return "cgnat";
+    case CW_ADDR_UNSPECIFIED: return "unspecified";
+    case CW_ADDR_MULTICAST: return "multicast";
+    case CW_ADDR_BROADCAST: return "broadcast";
+    case CW_ADDR_RESERVED: return "reserved";
+    case CW_ADDR_DOCUMENTATION: return "documentation";
+    case CW_ADDR_UNKNOWN:
+    case CW_ADDR_KIND_COUNT: break;
     }
     return "unknown";
 }
 
-int nt_addr_allowed(enum nt_addr_kind k, unsigned allow_mask)
+int cw_addr_allowed(enum cw_addr_kind k, unsigned allow_mask)
 {
-    if (k == NT_ADDR_PUBLIC) return 1;
-    if ((unsigned)k >= NT_ADDR_UNKNOWN) return 0;
-    return (allow_mask & NT_ADDR_BIT(k)) != 0;
+    if (k == CW_ADDR_PUBLIC) return 1;
+    if ((unsigned)k >= CW_ADDR_UNKNOWN) return 0;
+    return (allow_mask & CW_ADDR_BIT(k)) != 0;
 }
 
-int nt_addr_classify_text(const char *ip, enum nt_addr_kind *out)
+int cw_addr_classify_text(const char *ip, enum cw_addr_kind *out)
 {
     struct in_addr a4;
     struct in6_addr a6;

@@ -1,0 +1,43 @@
+/* The case store's shared write (see casestore.h). */
+#include "casestore.h"
+
+// clang-format off
+const char cw_case_event_commit_lua[] =
+    "local id = ARGV[1]\n"
+    "local ck = 'cw:case:' .. id\n"
+    "local r = redis.call('HMGET', ck, 'status', 'site', 'owner', 'created_ms')\n"
+    "if not r[1] then return 0 end\n"
+    "local old, site, owner, created = r[1], r[2], r[3], r[4]\n"
+    "if ARGV[11] and ARGV[11] ~= '' and old ~= ARGV[11] and old ~= ARGV[5] then return -1 end\n"
+    "local status = old\n"
+    "if ARGV[5] ~= '' and ARGV[5] ~= old then\n"
+    "  status = ARGV[5]\n"
+    "  redis.call('HSET', ck, 'status', status)\n"
+    "  redis.call('ZREM', 'cw:idx:site:' .. site .. ':' .. old, id)\n"
+    "  redis.call('ZADD', 'cw:idx:site:' .. site .. ':' .. status, created, id)\n"
+    "end\n"
+    "local was_open, is_open = old ~= 'closed', status ~= 'closed'\n"
+    "local new_owner = owner\n"
+    "if ARGV[9] ~= '' then new_owner = ARGV[9] redis.call('HSET', ck, 'owner', new_owner) end\n"
+    "local lk = 'cw:load:' .. site\n"
+    "if owner and was_open and (not is_open or new_owner ~= owner) then\n"
+    "  redis.call('ZREM', 'cw:idx:owner:' .. owner, id)\n"
+    "  redis.call('HINCRBY', lk, owner, -1)\n"
+    "end\n"
+    "if new_owner and is_open and (not was_open or new_owner ~= owner) then\n"
+    "  redis.call('ZADD', 'cw:idx:owner:' .. new_owner, created, id)\n"
+    "  redis.call('HINCRBY', lk, new_owner, 1)\n"
+    "end\n"
+    "redis.call('ZADD', ck .. ':history', ARGV[8], ARGV[7])\n"
+    /* the day's resolutions, for the follow-up report (kept 400 days) */
+    "if ARGV[2] == 'resolve' and ARGV[10] ~= '' then\n"
+    "  local rk = 'cw:resolved:' .. site .. ':' .. ARGV[10]\n"
+    "  redis.call('SADD', rk, id)\n"
+    "  redis.call('EXPIRE', rk, 400 * 86400)\n"
+    "end\n"
+    "if ARGV[3] ~= '' then redis.call('HSET', ck, 'followup', ARGV[3])\n"
+    "elseif ARGV[2] == 'reopen' then redis.call('HDEL', ck, 'followup') end\n"
+    "redis.call('HSET', ck, 'updated_ms', ARGV[4])\n"
+    "if KEYS[1] ~= '' then redis.call('HSET', KEYS[1], 'state', 'done', 'response', ARGV[6]) end\n"
+    "return 1\n";
+// clang-format on
