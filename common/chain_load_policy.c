@@ -1,6 +1,7 @@
 /* Loading the parts of a chain file that refer to sites: tenants, and the chain-wide policy
  * (routing, SLA policies, classification rules, SMS templates). */
 #include "chain_impl.h"
+#include "webhook.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,13 @@ static void ld_webhook(struct cw_ld *ld, const struct cw_ynode *tm, struct cw_te
     if (!m) return;
     size_t mark = ld_push_key(ld, "webhook");
     const char *url = ld_str(ld, m, "url", LD_REQUIRED, LIM_URL), *why;
+    char shape[160];
     if (url && cw_val_url(url, &why) < 0) {
         ld_error_key(ld, cw_ynode_get(m, "url"), "url", "bad URL \"%s\": %s", url, why);
+        url = NULL;
+    } else if (url && cw_wh_url_check(url, shape, sizeof shape) != 0) {
+        /* what the notifier would refuse at send time, said at load time instead */
+        ld_error_key(ld, cw_ynode_get(m, "url"), "url", "webhook URL \"%s\": %s", url, shape);
         url = NULL;
     }
     const char *secret = ld_secret_value(ld, m, "secret", "secret_env", LD_REQUIRED);

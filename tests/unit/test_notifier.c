@@ -190,6 +190,35 @@ START_TEST(chain_sms_problems)
 }
 END_TEST
 
+/* A tenant's webhook URL that the notifier would refuse at send time is refused at load. */
+START_TEST(chain_webhook_url_shape)
+{
+    char problems[4096] = "";
+    /* the example's first tenant webhook, given a user and password */
+    char path[] = "/tmp/cw-notifier-hook-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *in = fopen("deploy/chain.example.yaml", "r"), *out = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(in);
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        if (strstr(line, "url: \"https://hooks.yuechafang.example/casewire\""))
+            fputs("      url: \"https://user:pw@hooks.yuechafang.example/casewire\"\n", out);
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
+    struct report r = {problems, sizeof problems, 0};
+    problems[0] = '\0';
+    cw_chain *c = cw_chain_load(path, collect, &r);
+    unlink(path);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(problems, "webhook.url") && strstr(problems, "user:password@"), "%s",
+                  problems);
+}
+END_TEST
+
 /* A tenant's case event becomes a webhook task with the JSON the tenant gets; a case without
  * a tenant, a tenant without a webhook, and deadline events become nothing. */
 START_TEST(hook_task_for_tenant_events)
@@ -279,5 +308,5 @@ END_TEST
 
 CW_TEST_MAIN("notifier", render_fills_placeholders, render_refuses_what_does_not_fit,
              utf8_counts_characters, phone_hash_ignores_punctuation_and_country_code,
-             chain_sms_defaults, chain_sms_aliyun, chain_sms_problems, hook_task_for_tenant_events,
-             hook_allow_mask_from_chain_names)
+             chain_sms_defaults, chain_sms_aliyun, chain_sms_problems, chain_webhook_url_shape,
+             hook_task_for_tenant_events, hook_allow_mask_from_chain_names)
