@@ -99,7 +99,7 @@ $(BUILD)/tests/test_router $(BUILD)/tests/test_rulecache: $(BUILD)/tests/test_%:
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(PKG_LIBS) $(HS_LIBS) $(CHECK_LIBS) -lm
 
 # The deadline worker's timer store, tested against a real Redis without its main.
-DEADLINE_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/deadline/main.c,$(wildcard services/deadline/*.c)))
+DEADLINE_MODULES = $(patsubst %.c,$(BUILD)/%.o,$(filter-out services/deadline/main.c services/deadline/arm.c services/deadline/fire.c,$(wildcard services/deadline/*.c)))
 $(BUILD)/tests/integration/timers.o $(BUILD)/tests/integration/deadline_feed.o $(BUILD)/tests/unit/test_deadline.o: CFLAGS += -Iservices/deadline
 $(BUILD)/itests/timers $(BUILD)/itests/deadline_feed $(BUILD)/benches/timerbench: $(DEADLINE_MODULES)
 $(BUILD)/bench/timerbench.o: CFLAGS += -Iservices/deadline
