@@ -76,9 +76,14 @@ static size_t pack_case(long i, char case_id[CW_ULID_LEN + 1], uint8_t **out)
 {
     static const char *const sites[] = {"SH01", "SH02", "HZ01"};
     static const char *const texts[] = {
-        "鞋子穿了两天就开胶了，要求退货", "洗手间很脏，地上有水", "停车场收费比标的贵",
-        "收银员态度很差，爱理不理", "I was overcharged at the checkout",
-        "Lost my wallet near the food court", "空调不制冷，太热了", "有人在一楼晕倒了，快来人",
+        "鞋子穿了两天就开胶了，要求退货",
+        "洗手间很脏，地上有水",
+        "停车场收费比标的贵",
+        "收银员态度很差，爱理不理",
+        "I was overcharged at the checkout",
+        "Lost my wallet near the food court",
+        "空调不制冷，太热了",
+        "有人在一楼晕倒了，快来人",
     };
     const char *site = sites[i % 3];
     char text[256], phone[16], case_no[40];
@@ -121,11 +126,10 @@ static int produce(const char *brokers, long n)
             return 1;
         }
         rd_kafka_resp_err_t err;
-        while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(CW_TOPIC_INTAKE),
-                                        RD_KAFKA_V_KEY(case_id, CW_ULID_LEN),
-                                        RD_KAFKA_V_VALUE(buf, len),
-                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        while ((err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(CW_TOPIC_INTAKE), RD_KAFKA_V_KEY(case_id, CW_ULID_LEN),
+                    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         if (err) {
             fprintf(stderr, "routerload: produce: %s\n", rd_kafka_err2str(err));
@@ -233,12 +237,11 @@ static int pipe_records(const char *brokers, const char *group, long n, const ch
         p->offset = m->offset;
         p->left = 3;
         for (int k = 0; k < 3; k++) {
-            while ((e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(out_topic),
-                                          RD_KAFKA_V_KEY(m->key, m->key_len),
-                                          RD_KAFKA_V_VALUE(m->payload, m->len),
-                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                          RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END)) ==
-                   RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            while (
+                (e = rd_kafka_producev(
+                     producer, RD_KAFKA_V_TOPIC(out_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                     RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                     RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(producer, 10);
             if (e) {
                 fprintf(stderr, "routerload: produce: %s\n", rd_kafka_err2str(e));

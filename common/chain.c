@@ -152,9 +152,9 @@ cw_chain *cw_chain_new(void)
 void cw_chain_free(cw_chain *c)
 {
     if (!c) return;
-    struct cw_strmap *maps[] = {&c->by_site,   &c->by_role,  &c->by_department, &c->by_staff,
-                                &c->by_token,  &c->by_tenant, &c->by_key,       &c->by_policy,
-                                &c->by_rule,   &c->by_template};
+    struct cw_strmap *maps[] = {&c->by_site,  &c->by_role,    &c->by_department, &c->by_staff,
+                                &c->by_token, &c->by_tenant,  &c->by_key,        &c->by_policy,
+                                &c->by_rule,  &c->by_template};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) cw_strmap_release(maps[i]);
     cw_arena_release(&c->arena);
     free(c);
@@ -165,8 +165,8 @@ int cw_chain_error_format(const struct cw_chain_error *e, char *buf, size_t len)
     char line[16] = "";
     if (e->line > 0) snprintf(line, sizeof line, ":%d", e->line);
     const char *path = e->path ? e->path : "";
-    return snprintf(buf, len, "%s%s: %s%s%s", e->file ? e->file : "", line, path,
-                    *path ? ": " : "", e->message ? e->message : "");
+    return snprintf(buf, len, "%s%s: %s%s%s", e->file ? e->file : "", line, path, *path ? ": " : "",
+                    e->message ? e->message : "");
 }
 
 int cw_chain_hash_secret(const char *secret, char out_hex[CW_SHA256_HEX_LEN + 1])
@@ -352,8 +352,14 @@ const char *cw_chain_template(const cw_chain *c, const char *id, const char *sit
     const struct tmpl *own = site_id ? template_find(c, id, site_id) : NULL;
     const struct tmpl *base = template_find(c, id, NULL);
     int li = language_index(c, lang);
-    const struct { const struct tmpl *t; int lang; } order[] = {
-        {own, li}, {base, li}, {own, 0}, {base, 0},
+    const struct {
+        const struct tmpl *t;
+        int lang;
+    } order[] = {
+        {own, li},
+        {base, li},
+        {own, 0},
+        {base, 0},
     };
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         if (!order[i].t || order[i].lang < 0 || !order[i].t->text[order[i].lang]) continue;

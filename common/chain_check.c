@@ -50,8 +50,10 @@ void ck_shifts(struct cw_ld *ld, const struct cw_staff *s, const struct cw_ynode
             if (day < 0 || !s->shifts[i].days || !s->shifts[j].days) continue;
             size_t mark = ld_push_key(ld, "shifts");
             size_t mi = ld_push_index(ld, j);
-            ld_error(ld, list->items[j], "overlaps shifts[%zu] on %s (overnight shifts end the "
-                     "next day)", i, cw_weekday_name(day));
+            ld_error(ld, list->items[j],
+                     "overlaps shifts[%zu] on %s (overnight shifts end the "
+                     "next day)",
+                     i, cw_weekday_name(day));
             ld_pop(ld, mi);
             ld_pop(ld, mark);
             break;
@@ -88,8 +90,8 @@ static void mark_minutes(uint8_t *week, unsigned start, unsigned len)
 static void day_gap(const uint8_t *week, int d, const struct cw_hours *h, char *gaps, size_t len)
 {
     unsigned open = (unsigned)(d * DAY + h->open);
-    unsigned n = h->overnight ? (unsigned)(h->close + DAY - h->open)
-                              : (unsigned)(h->close - h->open);
+    unsigned n =
+        h->overnight ? (unsigned)(h->close + DAY - h->open) : (unsigned)(h->close - h->open);
     unsigned m = 0;
     while (m < n && week[(open + m) % WEEK]) m++;
     if (m == n) return;
@@ -153,7 +155,8 @@ static void ck_routes(struct cw_ld *ld, const struct cw_site *s, const struct cw
         if (!ok)
             ld_error_key(ld, cw_ynode_key(node, "departments"), "departments",
                          "no department can take category %s: neither the site nor the group "
-                         "has one of kind %s", cw_category_name(r->category), kinds);
+                         "has one of kind %s",
+                         cw_category_name(r->category), kinds);
     }
 }
 
@@ -192,13 +195,15 @@ void ck_chain(struct cw_ld *ld, const struct cw_ynode *root)
     const cw_chain *c = ld->c;
     const struct cw_ynode *routing = cw_ynode_key(root, "routing");
     if (routing && !c->route_of[CASEWIRE__V1__CATEGORY__CATEGORY_OTHER])
-        ld_error_key(ld, routing, "routing", "no route for category other (used for every "
+        ld_error_key(ld, routing, "routing",
+                     "no route for category other (used for every "
                      "category without its own route)");
     bool any = false;
     for (size_t i = 0; i < c->npolicies && !any; i++) any = match_any(&c->policies[i]->match);
     const struct cw_ynode *pol = cw_ynode_key(root, "sla_policies");
     if (pol && !any)
-        ld_error_key(ld, pol, "sla_policies", "no policy matches every case: add a default "
+        ld_error_key(ld, pol, "sla_policies",
+                     "no policy matches every case: add a default "
                      "policy without match (lowest priority)");
     char buf[2 * LIM_ID + 8];
     for (size_t i = 0; i < c->ntemplates; i++) {

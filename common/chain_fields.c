@@ -12,8 +12,8 @@
 size_t ld_push_key(struct cw_ld *ld, const char *key)
 {
     size_t mark = ld->plen;
-    int n = snprintf(ld->path + ld->plen, sizeof ld->path - ld->plen, "%s%s", ld->plen ? "." : "",
-                     key);
+    int n =
+        snprintf(ld->path + ld->plen, sizeof ld->path - ld->plen, "%s%s", ld->plen ? "." : "", key);
     if (n > 0) ld->plen += (size_t)n;
     if (ld->plen >= sizeof ld->path) ld->plen = sizeof ld->path - 1;
     return mark;
@@ -114,9 +114,8 @@ void ld_error_key(struct cw_ld *ld, const struct cw_ynode *at, const char *key, 
 
 static bool expect(struct cw_ld *ld, const struct cw_ynode *n, enum cw_ynode_type type)
 {
-    static const char *const names[] = {[CW_YNODE_SCALAR] = "a string",
-                                        [CW_YNODE_SEQ] = "a list",
-                                        [CW_YNODE_MAP] = "a map"};
+    static const char *const names[] = {
+        [CW_YNODE_SCALAR] = "a string", [CW_YNODE_SEQ] = "a list", [CW_YNODE_MAP] = "a map"};
     if (n->type == type && !(type == CW_YNODE_SCALAR && cw_ynode_is_null(n))) return true;
     ld_error(ld, n, "expected %s, found %s", names[type], cw_ynode_describe(n));
     return false;
@@ -130,8 +129,10 @@ static void unknown_key(struct cw_ld *ld, const struct cw_ynode *key, const char
         int d = cw_val_distance(key->str, allowed[i], best_d);
         if (d < best_d) best_d = d, best = allowed[i];
     }
-    if (best) ld_error_key(ld, key, key->str, "unknown key (did you mean \"%s\"?)", best);
-    else ld_error_key(ld, key, key->str, "unknown key");
+    if (best)
+        ld_error_key(ld, key, key->str, "unknown key (did you mean \"%s\"?)", best);
+    else
+        ld_error_key(ld, key, key->str, "unknown key");
 }
 
 bool ld_map_keys(struct cw_ld *ld, const struct cw_ynode *n, const char *const *allowed)
@@ -193,8 +194,8 @@ const char *ld_id(struct cw_ld *ld, const struct cw_ynode *m, const char *key, u
     return s;
 }
 
-bool ld_int(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigned flags,
-            long min, long max, int *out)
+bool ld_int(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigned flags, long min,
+            long max, int *out)
 {
     const struct cw_ynode *v = ld_field(ld, m, key, flags);
     if (!v) return false;
@@ -203,9 +204,12 @@ bool ld_int(struct cw_ld *ld, const struct cw_ynode *m, const char *key, unsigne
     if (expect(ld, v, CW_YNODE_SCALAR)) {
         char *end;
         long x = strtol(v->str, &end, 10);
-        if (end == v->str || *end) ld_error(ld, v, "expected a whole number, found \"%s\"", v->str);
-        else if (x < min || x > max) ld_error(ld, v, "%ld is out of range %ld..%ld", x, min, max);
-        else *out = (int)x, ok = true;
+        if (end == v->str || *end)
+            ld_error(ld, v, "expected a whole number, found \"%s\"", v->str);
+        else if (x < min || x > max)
+            ld_error(ld, v, "%ld is out of range %ld..%ld", x, min, max);
+        else
+            *out = (int)x, ok = true;
     }
     ld_pop(ld, mark);
     return ok;
@@ -253,16 +257,18 @@ const struct cw_ynode *ld_list(struct cw_ld *ld, const struct cw_ynode *m, const
     const struct cw_ynode *v = ld_field(ld, m, key, flags);
     if (!v) return NULL;
     size_t mark = ld_push_key(ld, key);
-    if (!expect(ld, v, CW_YNODE_SEQ)) v = NULL;
-    else if (v->n == 0 && (flags & LD_REQUIRED)) ld_error(ld, v, "must not be empty");
-    else if (v->n > max) ld_error(ld, v, "too many items: %zu, at most %zu", v->n, max);
+    if (!expect(ld, v, CW_YNODE_SEQ))
+        v = NULL;
+    else if (v->n == 0 && (flags & LD_REQUIRED))
+        ld_error(ld, v, "must not be empty");
+    else if (v->n > max)
+        ld_error(ld, v, "too many items: %zu, at most %zu", v->n, max);
     ld_pop(ld, mark);
     if (v) *n = v->n > max ? max : v->n;
     return v;
 }
 
-uint32_t ld_enum_mask(struct cw_ld *ld, const struct cw_ynode *m, const char *key,
-                      enum cw_vocab v)
+uint32_t ld_enum_mask(struct cw_ld *ld, const struct cw_ynode *m, const char *key, enum cw_vocab v)
 {
     size_t n;
     const struct cw_ynode *list = ld_list(ld, m, key, LD_OPTIONAL, 32, &n);

@@ -17,8 +17,8 @@ static void ld_languages(struct cw_ld *ld, const struct cw_ynode *m)
 {
     cw_chain *c = ld->c;
     size_t n;
-    const struct cw_ynode *list = ld_list(ld, m, "languages", LD_OPTIONAL,
-                                          CW_CHAIN_MAX_LANGUAGES, &n);
+    const struct cw_ynode *list =
+        ld_list(ld, m, "languages", LD_OPTIONAL, CW_CHAIN_MAX_LANGUAGES, &n);
     size_t mark = ld_push_key(ld, "languages");
     if (list && list->n == 0) ld_error(ld, list, "must not be empty");
     for (size_t i = 0; list && i < n; i++) {
@@ -26,9 +26,12 @@ static void ld_languages(struct cw_ld *ld, const struct cw_ynode *m)
         const char *s = ld_scalar(ld, list->items[i], 8), *why;
         bool twice = false;
         for (size_t j = 0; s && j < c->nlanguages; j++) twice |= strcmp(c->languages[j], s) == 0;
-        if (s && cw_val_language(s, &why) < 0) ld_error(ld, list->items[i], "%s", why);
-        else if (twice) ld_error(ld, list->items[i], "\"%s\" is twice", s);
-        else if (s) c->languages[c->nlanguages++] = s;
+        if (s && cw_val_language(s, &why) < 0)
+            ld_error(ld, list->items[i], "%s", why);
+        else if (twice)
+            ld_error(ld, list->items[i], "\"%s\" is twice", s);
+        else if (s)
+            c->languages[c->nlanguages++] = s;
         ld_pop(ld, im);
     }
     ld_pop(ld, mark);
@@ -52,9 +55,9 @@ static void ld_languages(struct cw_ld *ld, const struct cw_ynode *m)
 static void ld_header(struct cw_ld *ld, const struct cw_ynode *root)
 {
     cw_chain *c = ld->c;
-    const struct cw_ynode *m = ld_submap(ld, root, "chain", LD_REQUIRED,
-                                         KEYS("id", "name", "name_en", "timezone",
-                                              "default_language", "languages"));
+    const struct cw_ynode *m =
+        ld_submap(ld, root, "chain", LD_REQUIRED,
+                  KEYS("id", "name", "name_en", "timezone", "default_language", "languages"));
     if (!m) {
         c->languages[c->nlanguages++] = "zh";
         return;
@@ -136,8 +139,8 @@ static void ld_departments(struct cw_ld *ld, const struct cw_ynode *owner, unsig
             d->site = site;
             ld_department(ld, m, d);
             size_t ik = ld_push_key(ld, "id");
-            if (d->id && ld_unique(ld, &c->by_department, d->id, d, cw_ynode_get(m, "id"),
-                                   "department id"))
+            if (d->id &&
+                ld_unique(ld, &c->by_department, d->id, d, cw_ynode_get(m, "id"), "department id"))
                 count++;
             ld_pop(ld, ik);
         }
@@ -243,8 +246,9 @@ static void ld_staff(struct cw_ld *ld, const struct cw_ynode *owner, unsigned fl
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
-        if (ld_map_keys(ld, m, KEYS("id", "name", "phone", "department", "roles", "shifts",
-                                    "token_sha256"))) {
+        if (ld_map_keys(
+                ld, m,
+                KEYS("id", "name", "phone", "department", "roles", "shifts", "token_sha256"))) {
             struct cw_staff *s = &staff[count];
             *s = (struct cw_staff){0};
             s->site = site;
@@ -266,8 +270,8 @@ static void ld_staff(struct cw_ld *ld, const struct cw_ynode *owner, unsigned fl
 static void ld_group(struct cw_ld *ld, const struct cw_ynode *root)
 {
     struct cw_group *g = &ld->c->group;
-    const struct cw_ynode *m = ld_submap(ld, root, "group", LD_OPTIONAL,
-                                         KEYS("departments", "staff"));
+    const struct cw_ynode *m =
+        ld_submap(ld, root, "group", LD_OPTIONAL, KEYS("departments", "staff"));
     if (!m) return;
     size_t mark = ld_push_key(ld, "group");
     int before = ld->errors;
@@ -342,8 +346,8 @@ static void ld_holidays(struct cw_ld *ld, const struct cw_ynode *site, struct cw
 static void ld_special_days(struct cw_ld *ld, const struct cw_ynode *site, struct cw_site *s)
 {
     size_t n, count = 0;
-    const struct cw_ynode *list = ld_list(ld, site, "special_days", LD_OPTIONAL,
-                                          LIM_CALENDAR_DAYS, &n);
+    const struct cw_ynode *list =
+        ld_list(ld, site, "special_days", LD_OPTIONAL, LIM_CALENDAR_DAYS, &n);
     struct cw_special_day *sd = ARENA_NEW(&ld->c->arena, struct cw_special_day, n);
     struct cw_strmap seen = {0};
     size_t mark = ld_push_key(ld, "special_days");
@@ -358,7 +362,8 @@ static void ld_special_days(struct cw_ld *ld, const struct cw_ynode *site, struc
             d->name = ld_str(ld, m, "name", LD_OPTIONAL, LIM_NAME);
             if (v && cw_val_hours(v, &d->hours, &why) < 0)
                 ld_error_key(ld, cw_ynode_get(m, "hours"), "hours", "bad hours \"%s\": %s", v, why);
-            else if (v) count++;
+            else if (v)
+                count++;
         }
         ld_pop(ld, im);
     }
@@ -400,8 +405,8 @@ static const struct cw_role *ld_ladder_role(struct cw_ld *ld, const struct cw_yn
 
 static void ld_escalation(struct cw_ld *ld, const struct cw_ynode *site, struct cw_site *s)
 {
-    const struct cw_ynode *m = ld_submap(ld, site, "escalation", LD_REQUIRED,
-                                         KEYS("ladder", "fallback_role"));
+    const struct cw_ynode *m =
+        ld_submap(ld, site, "escalation", LD_REQUIRED, KEYS("ladder", "fallback_role"));
     if (!m) return;
     size_t n, mark = ld_push_key(ld, "escalation");
     const struct cw_ynode *list = ld_list(ld, m, "ladder", LD_REQUIRED, LIM_LADDER, &n);
@@ -425,7 +430,8 @@ static void ld_escalation(struct cw_ld *ld, const struct cw_ynode *site, struct 
         size_t mf = ld_push_key(ld, "fallback_role");
         const char *id = ld_scalar(ld, fb, LIM_ID);
         s->ladder.fallback = id ? cw_strmap_get(&ld->c->by_role, id) : NULL;
-        if (id && !s->ladder.fallback) ld_error(ld, fb, "undeclared role \"%s\" (see roles)", id);
+        if (id && !s->ladder.fallback)
+            ld_error(ld, fb, "undeclared role \"%s\" (see roles)", id);
         else if (s->ladder.fallback && ld->people_ok &&
                  !ck_role_held(ld->c, s, s->ladder.fallback, true))
             ld_error(ld, fb, "no staff of site %s holds the fallback role \"%s\"", s->id, id);
@@ -448,8 +454,8 @@ static void ld_callback(struct cw_ld *ld, const struct cw_ynode *m, struct cw_si
 {
     const struct cw_group *g = &ld->c->group;
     const struct cw_ynode *n = ld_field(ld, m, "callback_department", LD_OPTIONAL);
-    const struct cw_department *d = ld_ref(ld, m, "callback_department", LD_OPTIONAL,
-                                           &ld->c->by_department, "department");
+    const struct cw_department *d =
+        ld_ref(ld, m, "callback_department", LD_OPTIONAL, &ld->c->by_department, "department");
     if (d && d->site && d->site != s) {
         ld_error_key(ld, n, "callback_department", "department \"%s\" belongs to site %s", d->id,
                      d->site->id);
@@ -464,7 +470,8 @@ static void ld_callback(struct cw_ld *ld, const struct cw_ynode *m, struct cw_si
         !(d = find_kind(g->departments, g->ndepartments, CW_DEPT_CALL_CENTER)) &&
         !(d = find_kind(s->departments, s->ndepartments, CW_DEPT_CUSTOMER_SERVICE)) &&
         !(d = find_kind(s->departments, s->ndepartments, CW_DEPT_SERVICE_DESK)))
-        ld_error_key(ld, m, "callback_department", "nobody makes the follow-up calls: add a "
+        ld_error_key(ld, m, "callback_department",
+                     "nobody makes the follow-up calls: add a "
                      "call_center, customer_service or service_desk department, or name one");
     s->callback_department = d;
 }
@@ -504,16 +511,17 @@ static void ld_sites(struct cw_ld *ld, const struct cw_ynode *root)
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
-        if (ld_map_keys(ld, m, KEYS("id", "name", "name_en", "kind", "timezone", "phone", "address",
-                                    "address_en", "opening_hours", "working_days", "holidays",
-                                    "special_days", "departments", "staff", "escalation",
-                                    "callback_department"))) {
+        if (ld_map_keys(ld, m,
+                        KEYS("id", "name", "name_en", "kind", "timezone", "phone", "address",
+                             "address_en", "opening_hours", "working_days", "holidays",
+                             "special_days", "departments", "staff", "escalation",
+                             "callback_department"))) {
             struct cw_site *s = &c->sites[c->nsites];
             *s = (struct cw_site){0};
             s->id = ld_id(ld, m, "id", LD_REQUIRED, ID_SITE);
             size_t ik = ld_push_key(ld, "id");
-            bool ok = s->id &&
-                      ld_unique(ld, &c->by_site, s->id, s, cw_ynode_get(m, "id"), "site id");
+            bool ok =
+                s->id && ld_unique(ld, &c->by_site, s->id, s, cw_ynode_get(m, "id"), "site id");
             ld_pop(ld, ik);
             if (ok) {
                 c->nsites++;
@@ -544,9 +552,9 @@ cw_chain *cw_chain_load(const char *path, cw_chain_report_fn *report, void *arg)
     }
     const struct cw_ynode *root = cw_ydoc_root(doc);
     ld.c = cw_chain_new();
-    if (ld_map_keys(&ld, root, KEYS("chain", "roles", "group", "sites", "tenants", "routing",
-                                    "sla_policies", "classification_rules", "sms_templates", "sms",
-                                    "webhooks"))) {
+    if (ld_map_keys(&ld, root,
+                    KEYS("chain", "roles", "group", "sites", "tenants", "routing", "sla_policies",
+                         "classification_rules", "sms_templates", "sms", "webhooks"))) {
         ld_header(&ld, root);
         ld_roles(&ld, root);
         ld_routing(&ld, root);

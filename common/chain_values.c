@@ -111,9 +111,12 @@ int cw_val_duration(const char *s, struct cw_duration *out, const char **why)
         enum cw_time_basis basis;
         long long ms;
     } units[] = {
-        {"s", CW_TIME_WALL, 1000},          {"m", CW_TIME_WALL, 60000},
-        {"h", CW_TIME_WALL, 3600000},       {"d", CW_TIME_WALL, 86400000},
-        {"wm", CW_TIME_WORKING_HOURS, 60000}, {"wh", CW_TIME_WORKING_HOURS, 3600000},
+        {"s", CW_TIME_WALL, 1000},
+        {"m", CW_TIME_WALL, 60000},
+        {"h", CW_TIME_WALL, 3600000},
+        {"d", CW_TIME_WALL, 86400000},
+        {"wm", CW_TIME_WORKING_HOURS, 60000},
+        {"wh", CW_TIME_WORKING_HOURS, 3600000},
         {"wd", CW_TIME_WORKING_DAYS, 0},
     };
     *why = "a duration is a whole number and a unit: s, m, h, d (wall clock), wm, wh (working "
@@ -159,9 +162,12 @@ int cw_val_url(const char *s, const char **why)
 {
     const char *host;
     *why = "a webhook URL starts with http:// or https:// and has a host";
-    if (strncmp(s, "https://", 8) == 0) host = s + 8;
-    else if (strncmp(s, "http://", 7) == 0) host = s + 7;
-    else return -1;
+    if (strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    else if (strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else
+        return -1;
     if (!*host || *host == '/' || *host == ':' || *host == '?') return -1;
     for (const char *p = s; *p; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f) {
@@ -178,9 +184,12 @@ int cw_val_phone(const char *s, const char **why)
     int digits = 0;
     *why = "a phone number is 3 to 20 digits, optionally with a leading +, spaces, - or ()";
     for (const char *p = s; *p; p++) {
-        if (isdigit((unsigned char)*p)) digits++;
-        else if (*p == '+' && p == s) continue;
-        else if (!strchr(" -()", *p)) return -1;
+        if (isdigit((unsigned char)*p))
+            digits++;
+        else if (*p == '+' && p == s)
+            continue;
+        else if (!strchr(" -()", *p))
+            return -1;
     }
     return digits >= 3 && digits <= 20 ? 0 : -1;
 }
@@ -218,8 +227,8 @@ int cw_val_language(const char *s, const char **why)
 }
 
 static const char *const placeholders[] = {
-    "case_no", "reply_by", "status_url", "site_name", "reply_code",
-    "staff_name", "due", "category", "level", NULL,
+    "case_no",    "reply_by", "status_url", "site_name", "reply_code",
+    "staff_name", "due",      "category",   "level",     NULL,
 };
 
 int cw_val_template(const char *text, char *bad, size_t badlen, const char **why)

@@ -17,7 +17,7 @@ struct setting_def {
 };
 
 static const struct setting_def defs[CW_SET__COUNT] = {
-#define CW_SETTING_DEF(id, flag, env, type, def, min, max, svc, secret, help) \
+#define CW_SETTING_DEF(id, flag, env, type, def, min, max, svc, secret, help)                      \
     [CW_SET_##id] = {flag, env, type, def, min, max, svc, secret, help},
     CW_SETTINGS(CW_SETTING_DEF)
 #undef CW_SETTING_DEF
@@ -39,11 +39,16 @@ static int parse_ms(const char *s, long long *out)
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || v < 0) return -1;
     long long mul = 1;
-    if (*end == '\0' || strcmp(end, "ms") == 0) mul = 1;
-    else if (strcmp(end, "s") == 0) mul = 1000;
-    else if (strcmp(end, "m") == 0) mul = 60000;
-    else if (strcmp(end, "h") == 0) mul = 3600000;
-    else return -1;
+    if (*end == '\0' || strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600000;
+    else
+        return -1;
     if (v > (long long)1e15 / mul) return -1;
     *out = v * mul;
     return 0;
@@ -55,9 +60,12 @@ static int parse_value(const struct setting_def *d, const char *s, long long *ou
     switch (d->type) {
     case CW_T_STRING: return 0;
     case CW_T_BOOL:
-        if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) *out = 1;
-        else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) *out = 0;
-        else return -1;
+        if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))
+            *out = 1;
+        else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
+            *out = 0;
+        else
+            return -1;
         return 0;
     case CW_T_MS: return parse_ms(s, out);
     case CW_T_INT:
@@ -108,12 +116,15 @@ static void validate(cw_config *c, char *err, size_t errlen)
         char where[96];
         snprintf(where, sizeof where, "%s (--%s / %s)", c->source[i], d->flag, d->env);
         if (parse_value(d, c->raw[i], &c->num[i]) != 0) {
-            add_err(err, errlen, "%s: \"%s\" is not valid (expected %s)", where, c->raw[i], type_hint(d->type));
+            add_err(err, errlen, "%s: \"%s\" is not valid (expected %s)", where, c->raw[i],
+                    type_hint(d->type));
             continue;
         }
-        if ((d->type == CW_T_INT || d->type == CW_T_MS) && (c->num[i] < d->min || c->num[i] > d->max)) {
+        if ((d->type == CW_T_INT || d->type == CW_T_MS) &&
+            (c->num[i] < d->min || c->num[i] > d->max)) {
             char range[64];
-            snprintf(range, sizeof range, "%lld..%lld%s", d->min, d->max, d->type == CW_T_MS ? " ms" : "");
+            snprintf(range, sizeof range, "%lld..%lld%s", d->min, d->max,
+                     d->type == CW_T_MS ? " ms" : "");
             add_err(err, errlen, "%s: %s is outside %s", where, c->raw[i], range);
         }
     }
@@ -128,15 +139,17 @@ static int apply_flags(cw_config *c, int argc, char **argv, char *err, size_t er
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strncmp(arg, "--", 2) != 0) {
-            add_err(err, errlen, "unexpected argument \"%s\" (settings are --name=value; see --help)%s%s",
-                    arg, "", "");
+            add_err(err, errlen,
+                    "unexpected argument \"%s\" (settings are --name=value; see --help)%s%s", arg,
+                    "", "");
             return -1;
         }
         const char *name = arg + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         int i = find_flag(name, len);
         if (i < 0 || !(defs[i].services & c->service)) {
-            add_err(err, errlen, "unknown option \"%s\" for casewire-%s%s; see --help", arg, c->name, "");
+            add_err(err, errlen, "unknown option \"%s\" for casewire-%s%s; see --help", arg,
+                    c->name, "");
             return -1;
         }
         const char *value = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
@@ -217,9 +230,14 @@ void cw_config_print_help(unsigned service, const char *service_name, FILE *out)
 
 void cw_config_print_markdown(FILE *out)
 {
-    static const struct { unsigned bit; const char *name; } svc[] = {
-        {CW_SVC_GATEWAY, "gateway"}, {CW_SVC_ROUTER, "router"}, {CW_SVC_DEADLINE, "deadline"},
-        {CW_SVC_NOTIFIER, "notifier"}, {CW_SVC_DEVBROKER, "devbroker"}};
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } svc[] = {{CW_SVC_GATEWAY, "gateway"},
+               {CW_SVC_ROUTER, "router"},
+               {CW_SVC_DEADLINE, "deadline"},
+               {CW_SVC_NOTIFIER, "notifier"},
+               {CW_SVC_DEVBROKER, "devbroker"}};
     fprintf(out, "# Configuration\n\nGenerated from the settings table in `common/config.h` "
                  "(`make docs`). Values come from the default, then the environment variable, "
                  "then the flag. Durations take `ms`, `s`, `m` or `h`.\n\n");
@@ -229,7 +247,8 @@ void cw_config_print_markdown(FILE *out)
         const struct setting_def *d = &defs[i];
         char bounds[64] = "";
         if (d->type == CW_T_INT || d->type == CW_T_MS)
-            snprintf(bounds, sizeof bounds, "%lld..%lld%s", d->min, d->max, d->type == CW_T_MS ? " ms" : "");
+            snprintf(bounds, sizeof bounds, "%lld..%lld%s", d->min, d->max,
+                     d->type == CW_T_MS ? " ms" : "");
         fprintf(out, "| `--%s` | `%s` | `%s` | %s | ", d->flag, d->env, d->def, bounds);
         const char *sep = "";
         for (size_t k = 0; k < sizeof svc / sizeof svc[0]; k++)

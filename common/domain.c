@@ -95,7 +95,10 @@ struct vocab {
     int count; /* entries in names: values 0..count-1 */
 };
 
-#define VOCAB(title, table) {title, table, (int)(sizeof table / sizeof table[0])}
+#define VOCAB(title, table)                                                                        \
+    {                                                                                              \
+        title, table, (int)(sizeof table / sizeof table[0])                                        \
+    }
 static const struct vocab vocabs[CW_VOCAB__COUNT] = {
     [CW_VOCAB_CHANNEL] = VOCAB("channel", channel_names),
     [CW_VOCAB_CASE_TYPE] = VOCAB("type", case_type_names),

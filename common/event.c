@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-const char *const cw_topics[] = {CW_TOPIC_INTAKE, CW_TOPIC_CASES, CW_TOPIC_NOTIFY,
+const char *const cw_topics[] = {CW_TOPIC_INTAKE,         CW_TOPIC_CASES,      CW_TOPIC_NOTIFY,
                                  CW_TOPIC_NOTIFY_RESULTS, CW_TOPIC_NOTIFY_DLQ, CW_TOPIC_INTAKE_DLQ};
 const size_t cw_topics_count = sizeof cw_topics / sizeof cw_topics[0];
 

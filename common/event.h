@@ -17,7 +17,7 @@
 #define CW_TOPIC_NOTIFY "casewire.notify.v1" /* NotificationTask */
 #define CW_TOPIC_NOTIFY_RESULTS "casewire.notify-results.v1" /* NotificationResult */
 #define CW_TOPIC_NOTIFY_DLQ "casewire.notify-dlq.v1"         /* NotificationTask that gave up */
-#define CW_TOPIC_INTAKE_DLQ "casewire.intake-dlq.v1"         /* Rejected: intake the router refused */
+#define CW_TOPIC_INTAKE_DLQ "casewire.intake-dlq.v1" /* Rejected: intake the router refused */
 
 /* Every topic, for the devbroker and for operators creating topics. */
 extern const char *const cw_topics[];

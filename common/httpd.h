@@ -28,7 +28,7 @@ int cw_httpd_port(const cw_httpd *h);
 struct evhttp *cw_httpd_evhttp(cw_httpd *h);
 
 struct cw_httpd_limits {
-    size_t max_body;             /* bytes; bigger bodies: the handler answers 413 */
+    size_t max_body;              /* bytes; bigger bodies: the handler answers 413 */
     long long request_timeout_ms; /* headers and body, from the request's first byte */
     size_t max_connections;
 };

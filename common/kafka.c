@@ -28,8 +28,8 @@
 /* What producer and consumer share: the handle, its loop wiring, readiness, fatal hook. */
 struct kbase {
     rd_kafka_t *rk;
-    rd_kafka_queue_t *queue;       /* the queue the loop serves */
-    int pipefd[2];                 /* librdkafka writes to [1] when the queue becomes non-empty */
+    rd_kafka_queue_t *queue; /* the queue the loop serves */
+    int pipefd[2];           /* librdkafka writes to [1] when the queue becomes non-empty */
     struct event *wake_ev, *tick_ev;
     void (*serve)(struct kbase *); /* producer or consumer specific */
     int ready;
@@ -66,7 +66,8 @@ static int conf_set_extra(rd_kafka_conf_t *conf, const char *extra, char *err, s
         item++;
         if (!eq || eq == kv) {
             snprintf(err, errlen,
-                     "CASEWIRE_KAFKA_CONF item %d is not key=value (values may not contain commas)", item);
+                     "CASEWIRE_KAFKA_CONF item %d is not key=value (values may not contain commas)",
+                     item);
             rc = -1;
             break;
         }
@@ -147,8 +148,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     kb->serve(kb);
 }
 
-static rd_kafka_conf_t *kbase_conf(struct kbase *kb, const struct cw_kafka_options *opt,
-                                   char *err, size_t errlen)
+static rd_kafka_conf_t *kbase_conf(struct kbase *kb, const struct cw_kafka_options *opt, char *err,
+                                   size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!opt->brokers || !*opt->brokers) {
@@ -188,7 +189,8 @@ static int kbase_wire(struct kbase *kb, struct event_base *base, char *err, size
     kb->wake_ev = event_new(base, kb->pipefd[0], EV_READ | EV_PERSIST, on_wake, kb);
     kb->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, kb);
     struct timeval tick = {0, KAFKA_TICK_MS * 1000};
-    if (!kb->wake_ev || !kb->tick_ev || event_add(kb->wake_ev, NULL) || event_add(kb->tick_ev, &tick)) {
+    if (!kb->wake_ev || !kb->tick_ev || event_add(kb->wake_ev, NULL) ||
+        event_add(kb->tick_ev, &tick)) {
         snprintf(err, errlen, "cannot register Kafka events with the loop");
         return -1;
     }
@@ -238,8 +240,8 @@ static void producer_serve(struct kbase *kb)
     rd_kafka_poll(kb->rk, 0);
 }
 
-cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_options *opt,
-                             char *err, size_t errlen)
+cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_options *opt, char *err,
+                             size_t errlen)
 {
     cw_producer *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -257,7 +259,8 @@ cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_opti
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
-    snprintf(num, sizeof num, "%d", opt->delivery_timeout_ms > 0 ? opt->delivery_timeout_ms : 30000);
+    snprintf(num, sizeof num, "%d",
+             opt->delivery_timeout_ms > 0 ? opt->delivery_timeout_ms : 30000);
     if (conf_set(conf, "enable.idempotence", "true", err, errlen) ||
         conf_set(conf, "acks", "all", err, errlen) ||
         conf_set(conf, "message.timeout.ms", num, err, errlen)) {
@@ -326,8 +329,8 @@ void cw_producer_close(cw_producer *p)
     int64_t until = cw_mono_ms() + 5000;
     while (p->pending && cw_mono_ms() < until) rd_kafka_poll(p->kb.rk, 50);
     if (p->pending)
-        cw_error("kafka.close_incomplete", "pending=%zu reason=\"delivery reports missing after purge\"",
-                 p->pending);
+        cw_error("kafka.close_incomplete",
+                 "pending=%zu reason=\"delivery reports missing after purge\"", p->pending);
 }
 
 void cw_producer_free(cw_producer *p)
@@ -365,10 +368,10 @@ struct cw_consumer {
     LIST_HEAD(, ptrack) parts;   /* assigned partitions */
     LIST_HEAD(, ptrack) revoked; /* no longer assigned, messages still in flight */
     char *group_id;
-    struct ptrack *last;       /* lookup cache: messages come in runs per partition */
+    struct ptrack *last; /* lookup cache: messages come in runs per partition */
     size_t inflight, nparts;
     int paused, stopped, closing, closed;
-    int saturated;        /* at max_inflight: messages wait in librdkafka's bounded queue */
+    int saturated;           /* at max_inflight: messages wait in librdkafka's bounded queue */
     int64_t last_poll_ms;    /* monotonic */
     int64_t saturated_since; /* monotonic, when saturated */
     size_t inflight_peak;
@@ -401,8 +404,10 @@ static void set_paused(cw_consumer *c, int pause)
     if (c->paused == pause) return;
     rd_kafka_topic_partition_list_t *a = NULL;
     if (rd_kafka_assignment(c->kb.rk, &a) == 0 && a) {
-        if (pause) rd_kafka_pause_partitions(c->kb.rk, a);
-        else rd_kafka_resume_partitions(c->kb.rk, a);
+        if (pause)
+            rd_kafka_pause_partitions(c->kb.rk, a);
+        else
+            rd_kafka_resume_partitions(c->kb.rk, a);
         rd_kafka_topic_partition_list_destroy(a);
     }
     c->paused = pause;
@@ -423,7 +428,8 @@ static void apply_assignment(cw_consumer *c, rd_kafka_topic_partition_list_t *pa
         rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(c->kb.rk, parts)
                                      : rd_kafka_incremental_unassign(c->kb.rk, parts);
         if (e) {
-            cw_error("kafka.assign_failed", "group=%s reason=\"%s\"", c->group_id, rd_kafka_error_string(e));
+            cw_error("kafka.assign_failed", "group=%s reason=\"%s\"", c->group_id,
+                     rd_kafka_error_string(e));
             why = "partition assignment failed";
             rd_kafka_error_destroy(e);
         }
@@ -454,7 +460,8 @@ static void on_assign(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
     apply_assignment(c, parts, 1);
     if (c->stopped || c->paused) rd_kafka_pause_partitions(c->kb.rk, parts);
     c->kb.ready = 1;
-    cw_info("kafka.assigned", "group=%s partitions=%d total=%zu", c->group_id, parts->cnt, c->nparts);
+    cw_info("kafka.assigned", "group=%s partitions=%d total=%zu", c->group_id, parts->cnt,
+            c->nparts);
 }
 
 static void on_revoke(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
@@ -471,7 +478,8 @@ static void on_revoke(cw_consumer *c, rd_kafka_topic_partition_list_t *parts)
     }
     /* With auto-commit on, librdkafka commits the stored offsets as part of unassigning. */
     apply_assignment(c, parts, 0);
-    cw_info("kafka.revoked", "group=%s partitions=%d total=%zu", c->group_id, parts->cnt, c->nparts);
+    cw_info("kafka.revoked", "group=%s partitions=%d total=%zu", c->group_id, parts->cnt,
+            c->nparts);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -480,14 +488,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     (void)rk;
     cw_consumer *c = opaque;
     c->rebalances++;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) on_assign(c, parts);
-    else on_revoke(c, parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        on_assign(c, parts);
+    else
+        on_revoke(c, parts);
 }
 
 static void handle_message(cw_consumer *c, rd_kafka_message_t *rkm)
 {
     if (rkm->err) {
-        if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) raise_fatal(&c->kb, rd_kafka_message_errstr(rkm));
+        if (rkm->err == RD_KAFKA_RESP_ERR__FATAL)
+            raise_fatal(&c->kb, rd_kafka_message_errstr(rkm));
         else if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             cw_warn("kafka.consume_error", "code=%s reason=\"%s\"", rd_kafka_err2name(rkm->err),
                     rd_kafka_message_errstr(rkm));
@@ -527,7 +538,8 @@ static int may_take(cw_consumer *c, int64_t now)
     if (full && !c->saturated) c->saturated_since = now;
     c->saturated = full;
     if (full && !c->paused && now - c->saturated_since >= KAFKA_SATURATED_PAUSE_MS) {
-        cw_warn("kafka.stalled", "group=%s inflight=%zu reason=\"effects not completing; fetching paused\"",
+        cw_warn("kafka.stalled",
+                "group=%s inflight=%zu reason=\"effects not completing; fetching paused\"",
                 c->group_id, c->inflight);
         set_paused(c, 1);
     }
@@ -647,8 +659,10 @@ static void detach_all(cw_consumer *c)
         detach_partition(c, pt);
         ptrack_release_if_empty(pt);
     }
-    if (n) cw_warn("kafka.detached", "group=%s messages=%zu reason=\"not done at close; redelivered later\"",
-                   c->group_id, n);
+    if (n)
+        cw_warn("kafka.detached",
+                "group=%s messages=%zu reason=\"not done at close; redelivered later\"",
+                c->group_id, n);
 }
 
 void cw_kmsg_done(cw_kmsg *m)
@@ -675,8 +689,9 @@ void cw_kmsg_done(cw_kmsg *m)
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition)->offset = next;
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->kb.rk, l);
-        if (e) cw_warn("kafka.offset_store", "topic=%s partition=%d code=%s", pt->topic, (int)pt->partition,
-                       rd_kafka_err2name(e));
+        if (e)
+            cw_warn("kafka.offset_store", "topic=%s partition=%d code=%s", pt->topic,
+                    (int)pt->partition, rd_kafka_err2name(e));
         rd_kafka_topic_partition_list_destroy(l);
     }
     ptrack_release_if_empty(pt);
@@ -685,7 +700,8 @@ void cw_kmsg_done(cw_kmsg *m)
         c->saturated = 0;
         event_active(c->kb.wake_ev, EV_READ, 0);
     }
-    if (c->paused && !c->stopped && c->inflight <= (size_t)c->opt.max_inflight / 2) set_paused(c, 0);
+    if (c->paused && !c->stopped && c->inflight <= (size_t)c->opt.max_inflight / 2)
+        set_paused(c, 0);
 }
 
 const void *cw_kmsg_value(const cw_kmsg *m, size_t *len)
@@ -718,7 +734,8 @@ void cw_consumer_close_begin(cw_consumer *c)
     detach_all(c); /* normally nothing: the drain stage waited for them */
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->kb.rk, c->kb.queue);
     if (e) {
-        cw_warn("kafka.close_failed", "group=%s reason=\"%s\"", c->group_id, rd_kafka_error_string(e));
+        cw_warn("kafka.close_failed", "group=%s reason=\"%s\"", c->group_id,
+                rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         c->closed = 1;
     }

@@ -29,12 +29,12 @@
 struct event_base;
 
 struct cw_kafka_options {
-    const char *brokers;      /* bootstrap.servers */
-    const char *client_id;    /* client.id, e.g. "casewire-gateway" */
-    const char *extra;        /* "key=value,key=value": more librdkafka properties (TLS, SASL) */
-    int delivery_timeout_ms;  /* producer: message.timeout.ms (default 30000) */
-    int linger_ms;            /* producer: linger.ms (default 2) */
-    int session_timeout_ms;   /* consumer: session.timeout.ms (default 10000) */
+    const char *brokers;     /* bootstrap.servers */
+    const char *client_id;   /* client.id, e.g. "casewire-gateway" */
+    const char *extra;       /* "key=value,key=value": more librdkafka properties (TLS, SASL) */
+    int delivery_timeout_ms; /* producer: message.timeout.ms (default 30000) */
+    int linger_ms;           /* producer: linger.ms (default 2) */
+    int session_timeout_ms;  /* consumer: session.timeout.ms (default 10000) */
 };
 
 typedef struct cw_producer cw_producer;
@@ -48,8 +48,8 @@ enum cw_produce_result {
 /* error is 0 on success, else a librdkafka error code with a message. */
 typedef void cw_delivery_fn(void *opaque, int error, const char *errstr);
 
-cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_options *opt,
-                             char *err, size_t errlen);
+cw_producer *cw_producer_new(struct event_base *base, const struct cw_kafka_options *opt, char *err,
+                             size_t errlen);
 /* Refuses new messages (CW_PRODUCE_FAILED) and fails those still pending: their delivery
  * callbacks run now, with an error. The producer stays valid until cw_producer_free(). */
 void cw_producer_close(cw_producer *p);

@@ -82,8 +82,10 @@ int cw_log_scrub(char *buf)
     while (*p) {
         int plus = 0; /* length of a leading "+" or its URL encoding "%2B" */
         char *start = p;
-        if (*p == '+' && isdigit((unsigned char)p[1])) plus = 1;
-        else if (*p == '%' && p[1] == '2' && (p[2] == 'B' || p[2] == 'b') && isdigit((unsigned char)p[3]))
+        if (*p == '+' && isdigit((unsigned char)p[1]))
+            plus = 1;
+        else if (*p == '%' && p[1] == '2' && (p[2] == 'B' || p[2] == 'b') &&
+                 isdigit((unsigned char)p[3]))
             plus = 3;
         if (!(isdigit((unsigned char)*p) || plus) || glued_before(buf, p)) {
             p++;
@@ -108,8 +110,8 @@ int cw_log_scrub(char *buf)
         }
         char *end = last + 1;
         digits[n < (int)sizeof digits ? n : (int)sizeof digits - 1] = '\0';
-        if (!glued_after(end) && n < (int)sizeof digits &&
-            !is_date_shape(start, end) && looks_like_phone(digits, n, separated, plus)) {
+        if (!glued_after(end) && n < (int)sizeof digits && !is_date_shape(start, end) &&
+            looks_like_phone(digits, n, separated, plus)) {
             int keep = 4, seen = 0;
             for (char *r = end - 1; r >= start + plus; r--) {
                 if (isdigit((unsigned char)*r)) {
@@ -152,9 +154,12 @@ const char *cw_mask_name(char out[CW_MASK_NAME_MAX], const char *name)
     /* Copy the first UTF-8 character, then one '*' per further character. */
     size_t len = 1, k = 0;
     unsigned char c = (unsigned char)name[0];
-    if (c >= 0xF0) len = 4;
-    else if (c >= 0xE0) len = 3;
-    else if (c >= 0xC0) len = 2;
+    if (c >= 0xF0)
+        len = 4;
+    else if (c >= 0xE0)
+        len = 3;
+    else if (c >= 0xC0)
+        len = 2;
     for (size_t i = 0; i < len && name[i]; i++) out[k++] = name[i];
     for (const unsigned char *p = (const unsigned char *)name + len; *p && k < CW_MASK_NAME_MAX - 1;
          p++)
@@ -170,7 +175,8 @@ void cw_log_write(enum cw_log_level level, const char *event, const char *fmt, .
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s svc=%s event=%s",
+    int n = snprintf(line, sizeof line,
+                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s svc=%s event=%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (int)(tv.tv_usec / 1000), level_names[level], log_service, event);
     if (n < 0) return;

@@ -26,9 +26,9 @@ int cw_log_init(const char *service, const char *level);
 /* Parses a level name; -1 when unknown. */
 int cw_log_level_parse(const char *name);
 
-#define cw_log(level, event, ...)                                                          \
-    do {                                                                                   \
-        if ((level) >= cw_log_min_level) cw_log_write((level), (event), __VA_ARGS__);      \
+#define cw_log(level, event, ...)                                                                  \
+    do {                                                                                           \
+        if ((level) >= cw_log_min_level) cw_log_write((level), (event), __VA_ARGS__);              \
     } while (0)
 #define cw_debug(event, ...) cw_log(CW_LOG_DEBUG, event, __VA_ARGS__)
 #define cw_info(event, ...) cw_log(CW_LOG_INFO, event, __VA_ARGS__)

@@ -36,8 +36,8 @@ struct cw_metrics {
     struct family *first, *last;
 };
 
-const double cw_metrics_latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                             0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+const double cw_metrics_latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                             0.25,  0.5,    1,     2.5,  5,     10};
 const size_t cw_metrics_latency_buckets_count =
     sizeof cw_metrics_latency_buckets / sizeof cw_metrics_latency_buckets[0];
 
@@ -79,10 +79,14 @@ static int valid_name(const char *s)
 static void append_escaped(struct evbuffer *b, const char *v)
 {
     for (; *v; v++) {
-        if (*v == '\\') evbuffer_add(b, "\\\\", 2);
-        else if (*v == '"') evbuffer_add(b, "\\\"", 2);
-        else if (*v == '\n') evbuffer_add(b, "\\n", 2);
-        else evbuffer_add(b, v, 1);
+        if (*v == '\\')
+            evbuffer_add(b, "\\\\", 2);
+        else if (*v == '"')
+            evbuffer_add(b, "\\\"", 2);
+        else if (*v == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, v, 1);
     }
 }
 
@@ -126,8 +130,10 @@ static struct family *family_get(cw_metrics *m, const char *name, const char *he
         }
     }
     size_t len = strlen(name);
-    if (!valid_name(name) || (k == K_COUNTER && (len < 6 || strcmp(name + len - 6, "_total") != 0))) {
-        cw_error("metrics.misuse", "name=%s reason=\"invalid name (counters end in _total)\"", name);
+    if (!valid_name(name) ||
+        (k == K_COUNTER && (len < 6 || strcmp(name + len - 6, "_total") != 0))) {
+        cw_error("metrics.misuse", "name=%s reason=\"invalid name (counters end in _total)\"",
+                 name);
         return NULL;
     }
     struct family *f = calloc(1, sizeof *f);
@@ -147,8 +153,10 @@ static struct family *family_get(cw_metrics *m, const char *name, const char *he
         free(f);
         return NULL;
     }
-    if (m->last) m->last->next = f;
-    else m->first = f;
+    if (m->last)
+        m->last->next = f;
+    else
+        m->first = f;
     m->last = f;
     return f;
 }
@@ -163,9 +171,11 @@ static cw_metric *child_get(cw_metrics *m, const char *name, const char *help, e
         cw_error("metrics.misuse", "name=%s reason=\"bad label names\"", name);
         return NULL;
     }
-    if (!f->label_names) f->label_names = names, names = NULL;
+    if (!f->label_names)
+        f->label_names = names, names = NULL;
     else if (strcmp(f->label_names, names) != 0) {
-        cw_error("metrics.misuse", "name=%s reason=\"label names differ from %s\"", name, f->label_names);
+        cw_error("metrics.misuse", "name=%s reason=\"label names differ from %s\"", name,
+                 f->label_names);
         free(labels);
         free(names);
         return NULL;
@@ -276,7 +286,8 @@ static void render_histogram(const cw_metric *c, struct evbuffer *out)
     for (size_t i = 0; i < f->nbounds; i++)
         evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%.15g\"} %llu\n", f->name, c->labels, sep,
                             f->bounds[i], c->buckets[i]);
-    evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %.15g\n", f->name, c->labels, sep, c->value);
+    evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %.15g\n", f->name, c->labels, sep,
+                        c->value);
     evbuffer_add_printf(out, "%s_sum%s%s%s %.15g\n", f->name, c->labels[0] ? "{" : "", c->labels,
                         c->labels[0] ? "}" : "", c->sum);
     evbuffer_add_printf(out, "%s_count%s%s%s %.15g\n", f->name, c->labels[0] ? "{" : "", c->labels,
@@ -289,9 +300,12 @@ int cw_metrics_render(const cw_metrics *m, struct evbuffer *out)
     for (const struct family *f = m->first; f; f = f->next) {
         evbuffer_add_printf(out, "# HELP %s ", f->name);
         for (const char *h = f->help; *h; h++) {
-            if (*h == '\\') evbuffer_add(out, "\\\\", 2);
-            else if (*h == '\n') evbuffer_add(out, "\\n", 2);
-            else evbuffer_add(out, h, 1);
+            if (*h == '\\')
+                evbuffer_add(out, "\\\\", 2);
+            else if (*h == '\n')
+                evbuffer_add(out, "\\n", 2);
+            else
+                evbuffer_add(out, h, 1);
         }
         evbuffer_add_printf(out, "\n# TYPE %s %s\n", f->name, types[f->kind]);
         for (const cw_metric *c = f->children; c; c = c->next) {
@@ -299,8 +313,8 @@ int cw_metrics_render(const cw_metrics *m, struct evbuffer *out)
                 render_histogram(c, out);
                 continue;
             }
-            evbuffer_add_printf(out, "%s%s%s%s %.15g\n", f->name, c->labels[0] ? "{" : "", c->labels,
-                                c->labels[0] ? "}" : "", cw_metric_value(c));
+            evbuffer_add_printf(out, "%s%s%s%s %.15g\n", f->name, c->labels[0] ? "{" : "",
+                                c->labels, c->labels[0] ? "}" : "", cw_metric_value(c));
         }
     }
     return 0;

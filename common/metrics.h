@@ -28,7 +28,8 @@ cw_metric *cw_metrics_gauge(cw_metrics *m, const char *name, const char *help, .
     __attribute__((sentinel));
 /* Bounds ascending, without +Inf; shared by all children of the family. */
 cw_metric *cw_metrics_histogram(cw_metrics *m, const char *name, const char *help,
-                                const double *bounds, size_t nbounds, ...) __attribute__((sentinel));
+                                const double *bounds, size_t nbounds, ...)
+    __attribute__((sentinel));
 /* A gauge whose value is read from fn(arg) at render time (queue depths, in-flight). */
 cw_metric *cw_metrics_gauge_fn(cw_metrics *m, const char *name, const char *help,
                                double (*fn)(void *arg), void *arg, ...) __attribute__((sentinel));

@@ -42,7 +42,6 @@
 
 #include "log.h"
 
-
 enum conn_state { ST_DOWN, ST_CONNECTING, ST_READY, ST_CLOSED };
 
 /* K_AUTH..K_LOAD_HS: the handshake, in sending order. */

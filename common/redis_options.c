@@ -148,4 +148,3 @@ int cw_redis_parse_url(const char *url, struct cw_redis_options *opt, char *err,
     *opt = o;
     return 0;
 }
-

@@ -92,7 +92,8 @@ static int start_producer(cw_service *s, char *err, size_t errlen)
     if (!s->producer) return -1;
     cw_producer_on_fatal(s->producer, on_fatal, s);
     cw_httpd_add_check(s->httpd, "kafka", producer_ready, s->producer);
-    cw_shutdown_add(s->sd, CW_STAGE_FLUSH_PRODUCERS, "kafka-producer", NULL, producer_flushed, s->producer);
+    cw_shutdown_add(s->sd, CW_STAGE_FLUSH_PRODUCERS, "kafka-producer", NULL, producer_flushed,
+                    s->producer);
     cw_metrics_gauge_fn(s->metrics, "casewire_kafka_producer_pending",
                         "Produced messages waiting for a delivery report", producer_pending_metric,
                         s->producer, NULL);
@@ -122,13 +123,16 @@ static void redis_metrics(cw_service *s)
 {
     cw_metrics *m = s->metrics;
     void *r = s->redis;
-    cw_metrics_counter_fn(m, "casewire_redis_commands_total", "Redis commands queued", redis_commands, r, NULL);
-    cw_metrics_counter_fn(m, "casewire_redis_errors_total", "Redis commands that failed", redis_errors, r, NULL);
+    cw_metrics_counter_fn(m, "casewire_redis_commands_total", "Redis commands queued",
+                          redis_commands, r, NULL);
+    cw_metrics_counter_fn(m, "casewire_redis_errors_total", "Redis commands that failed",
+                          redis_errors, r, NULL);
     cw_metrics_counter_fn(m, "casewire_redis_timeouts_total", "Redis commands that timed out",
                           redis_timeouts, r, NULL);
-    cw_metrics_counter_fn(m, "casewire_redis_reconnects_total", "Redis reconnections", redis_reconnects, r,
-                          NULL);
-    cw_metrics_gauge_fn(m, "casewire_redis_inflight", "Redis commands in flight", redis_in_flight, r, NULL);
+    cw_metrics_counter_fn(m, "casewire_redis_reconnects_total", "Redis reconnections",
+                          redis_reconnects, r, NULL);
+    cw_metrics_gauge_fn(m, "casewire_redis_inflight", "Redis commands in flight", redis_in_flight,
+                        r, NULL);
     cw_metrics_gauge_fn(m, "casewire_redis_connected", "1 when Redis is connected and ready",
                         redis_connected, r, NULL);
 }
@@ -137,7 +141,8 @@ static int start_redis(cw_service *s, char *err, size_t errlen)
 {
     struct cw_redis_options o;
     cw_redis_options_init(&o);
-    if (cw_redis_parse_url(cw_config_str(s->cfg, CW_SET_REDIS_URL), &o, err, errlen) != 0) return -1;
+    if (cw_redis_parse_url(cw_config_str(s->cfg, CW_SET_REDIS_URL), &o, err, errlen) != 0)
+        return -1;
     o.command_timeout_ms = (int)cw_config_int(s->cfg, CW_SET_REDIS_TIMEOUT);
     o.max_inflight = (int)cw_config_int(s->cfg, CW_SET_REDIS_MAX_INFLIGHT);
     s->redis = cw_redis_new(s->base, &o, err, errlen);
@@ -164,8 +169,10 @@ static int load_chain(cw_service *s, char *err, size_t errlen)
     int problems = 0;
     s->chain = cw_chain_load(path, report_chain_problem, &problems);
     if (!s->chain) {
-        snprintf(err, errlen, "the chain file %s has %d problem(s), each logged above as chain.invalid; "
-                 "fix them and start again", path, problems);
+        snprintf(err, errlen,
+                 "the chain file %s has %d problem(s), each logged above as chain.invalid; "
+                 "fix them and start again",
+                 path, problems);
         return -1;
     }
     cw_info("chain.loaded", "file=%s chain=%s sites=%zu tenants=%zu", path, cw_chain_id(s->chain),
@@ -192,7 +199,8 @@ cw_service *cw_service_new(const struct cw_service_def *def, int argc, char **ar
     snprintf(s->client_id, sizeof s->client_id, "casewire-%s", def->name);
     int rc = cw_config_load(&s->cfg, def->id, def->name, argc, argv, err, sizeof err);
     if (rc != CW_CONFIG_OK) {
-        if (rc == CW_CONFIG_EXIT) *exit_code = 0;
+        if (rc == CW_CONFIG_EXIT)
+            *exit_code = 0;
         else {
             fprintf(stderr, "casewire-%s: %s\n", def->name, err);
             *exit_code = 2;
@@ -212,7 +220,8 @@ cw_service *cw_service_new(const struct cw_service_def *def, int argc, char **ar
         event_config_free(ec);
     }
     s->metrics = cw_metrics_new();
-    s->sd = s->base ? cw_shutdown_new(s->base, cw_config_int(s->cfg, CW_SET_SHUTDOWN_TIMEOUT)) : NULL;
+    s->sd =
+        s->base ? cw_shutdown_new(s->base, cw_config_int(s->cfg, CW_SET_SHUTDOWN_TIMEOUT)) : NULL;
     if (!s->base || !s->metrics || !s->sd || cw_shutdown_watch_signals(s->sd) != 0) {
         snprintf(err, sizeof err, "cannot set up the event loop");
         goto fail;
@@ -251,13 +260,14 @@ int cw_service_consume(cw_service *s, const char *const *topics, size_t ntopics,
     }
     cw_consumer_on_fatal(s->consumer, on_fatal, s);
     cw_httpd_add_check(s->httpd, "kafka-consumer", consumer_ready, s->consumer);
-    cw_shutdown_add(s->sd, CW_STAGE_STOP_ACCEPTING, "kafka-consumer", stop_consumer, NULL, s->consumer);
-    cw_shutdown_add(s->sd, CW_STAGE_DRAIN, "kafka-consumer", NULL, consumer_drained, s->consumer);
-    cw_shutdown_add(s->sd, CW_STAGE_CLOSE_CONSUMERS, "kafka-consumer", close_consumer, consumer_closed,
+    cw_shutdown_add(s->sd, CW_STAGE_STOP_ACCEPTING, "kafka-consumer", stop_consumer, NULL,
                     s->consumer);
+    cw_shutdown_add(s->sd, CW_STAGE_DRAIN, "kafka-consumer", NULL, consumer_drained, s->consumer);
+    cw_shutdown_add(s->sd, CW_STAGE_CLOSE_CONSUMERS, "kafka-consumer", close_consumer,
+                    consumer_closed, s->consumer);
     cw_metrics_gauge_fn(s->metrics, "casewire_kafka_consumer_inflight",
-                        "Consumed messages whose effects are not yet durable", consumer_inflight_metric,
-                        s->consumer, NULL);
+                        "Consumed messages whose effects are not yet durable",
+                        consumer_inflight_metric, s->consumer, NULL);
     return 0;
 }
 

@@ -44,7 +44,8 @@ typedef struct cw_service cw_service;
 /* NULL when the service must not run; *exit_code says how to exit (0 after --help,
  * 2 for bad settings, 1 when something could not start). */
 cw_service *cw_service_new(const struct cw_service_def *def, int argc, char **argv, int *exit_code);
-/* The whole life of a daemon with no logic of its own yet: new, run, free. Returns the exit code. */
+/* The whole life of a daemon with no logic of its own yet: new, run, free. Returns the exit code.
+ */
 int cw_service_main(const struct cw_service_def *def, int argc, char **argv);
 /* Runs the loop until the shutdown completes. Returns the process exit code. */
 int cw_service_run(cw_service *s);
@@ -61,9 +62,9 @@ const cw_config *cw_service_config(cw_service *s);
 struct cw_metrics *cw_service_metrics(cw_service *s);
 struct cw_httpd *cw_service_httpd(cw_service *s);
 struct cw_shutdown *cw_service_shutdown(cw_service *s);
-cw_producer *cw_service_producer(cw_service *s);   /* NULL unless CW_NEEDS_PRODUCER */
-cw_consumer *cw_service_consumer(cw_service *s);   /* NULL until cw_service_consume */
-struct cw_redis *cw_service_redis(cw_service *s);  /* NULL unless CW_NEEDS_REDIS */
+cw_producer *cw_service_producer(cw_service *s);        /* NULL unless CW_NEEDS_PRODUCER */
+cw_consumer *cw_service_consumer(cw_service *s);        /* NULL until cw_service_consume */
+struct cw_redis *cw_service_redis(cw_service *s);       /* NULL unless CW_NEEDS_REDIS */
 const struct cw_chain *cw_service_chain(cw_service *s); /* NULL unless CW_NEEDS_CHAIN */
 const char *cw_service_name(const cw_service *s);
 

@@ -44,7 +44,8 @@ int rt_decide(struct router *rt, struct rt_job *job)
     if (!cw_ulid_valid(meta->case_id))
         return reject(job, "meta.case_id \"%s\" is not a ULID", shown(meta->case_id));
     if (!(job->site = cw_chain_site(rt->chain, meta->site_id ? meta->site_id : "")))
-        return reject(job, "unknown site \"%s\" (not in this router's chain)", shown(meta->site_id));
+        return reject(job, "unknown site \"%s\" (not in this router's chain)",
+                      shown(meta->site_id));
     if (!cs->case_no || !*cs->case_no) return reject(job, "%s", "no case_no");
     job->tenant = NULL;
     if (meta->tenant_id && *meta->tenant_id) {

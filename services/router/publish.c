@@ -162,7 +162,8 @@ int rt_publish_routed(struct router *rt, struct rt_job *job, cw_delivery_fn *cb,
     sms_time(rt, job->site, cs->reply_by_ms, reply_by, sizeof reply_by);
     int64_t due = clock_due(job, CASEWIRE__V1__CLOCK_KIND__CLOCK_HANDOFF);
     sms_time(rt, job->site, due, handoff_due, sizeof handoff_due);
-    const char *site_name = english(cs) && job->site->name_en ? job->site->name_en : job->site->name;
+    const char *site_name =
+        english(cs) && job->site->name_en ? job->site->name_en : job->site->name;
     bool emergency = v->urgency == CASEWIRE__V1__URGENCY__URGENCY_EMERGENCY;
     const char *lang = cs->language && *cs->language ? cs->language : "zh";
     int64_t created = in->occurred_ms > 0 ? in->occurred_ms : cw_ulid_time_ms(in->case_id);
@@ -268,8 +269,8 @@ int rt_publish_rejected(struct router *rt, struct rt_job *job, cw_delivery_fn *c
     size_t len = cw_event_pack(&env, &buf);
     if (!len) return CW_PRODUCE_FAILED;
     /* Same key as the original, so a fixed record replays into its case's partition. */
-    int rc = cw_producer_send(rt->producer, CW_TOPIC_INTAKE_DLQ, key, key ? klen : 0, buf, len, cb,
-                              job);
+    int rc =
+        cw_producer_send(rt->producer, CW_TOPIC_INTAKE_DLQ, key, key ? klen : 0, buf, len, cb, job);
     free(buf);
     return rc;
 }
@@ -297,7 +298,8 @@ char *rt_record_json(const struct rt_job *job)
     set_str(o, "external_ref", cs->external_ref);
     set_str(o, "intake_event_id", job->env->meta->event_id);
     if (cs->stops_trading) json_object_set_new(o, "stops_trading", json_true());
-    if (cs->type_hint) json_object_set_new(o, "type_hint", json_string(cw_case_type_name(cs->type_hint)));
+    if (cs->type_hint)
+        json_object_set_new(o, "type_hint", json_string(cw_case_type_name(cs->type_hint)));
     if (cs->category_hint)
         json_object_set_new(o, "category_hint", json_string(cw_category_name(cs->category_hint)));
     if (cs->customer) {
@@ -332,13 +334,14 @@ char *rt_record_json(const struct rt_job *job)
     json_object_set_new(cls, "type", reason_json(&v->why[RT_TYPE], cw_case_type_name(v->type)));
     json_object_set_new(cls, "category",
                         reason_json(&v->why[RT_CATEGORY], cw_category_name(v->category)));
-    json_object_set_new(cls, "urgency", reason_json(&v->why[RT_URGENCY], cw_urgency_name(v->urgency)));
+    json_object_set_new(cls, "urgency",
+                        reason_json(&v->why[RT_URGENCY], cw_urgency_name(v->urgency)));
     json_object_set_new(cls, "validity",
                         reason_json(&v->why[RT_VALIDITY], cw_validity_name(v->validity)));
     if (v->why[RT_DEPARTMENT].set)
-        json_object_set_new(cls, "department_kind",
-                            reason_json(&v->why[RT_DEPARTMENT],
-                                        cw_dept_kind_name(v->department_kind)));
+        json_object_set_new(
+            cls, "department_kind",
+            reason_json(&v->why[RT_DEPARTMENT], cw_dept_kind_name(v->department_kind)));
     json_object_set_new(o, "classification", cls);
 
     const struct rt_assignment *a = &job->assignment;

@@ -85,7 +85,8 @@ static const char route_lua[] =
     "if not st then redis.call('HSET', ck, 'created_ms', created_s) end\n"
     "redis.call('PERSIST', ck)\n"
     "redis.call('SET', 'cw:caseno:' .. ARGV[6], id)\n"
-    "if ARGV[5] ~= '' then redis.call('ZADD', 'cw:tenant:' .. ARGV[5] .. ':cases', created_s, id) end\n"
+    "if ARGV[5] ~= '' then redis.call('ZADD', 'cw:tenant:' .. ARGV[5] .. ':cases', created_s, id) "
+    "end\n"
     "local idx = 'cw:idx:site:' .. site .. ':'\n"
     "if st and st ~= status then redis.call('ZREM', idx .. st, id) end\n"
     "redis.call('ZADD', idx .. status, created_s, id)\n"
@@ -125,12 +126,13 @@ int rt_store_route(struct router *rt, struct rt_job *job,
     snprintf(window, sizeof window, "%lld", (long long)rt->repeat_window_ms);
     snprintf(reply_by, sizeof reply_by, "%lld", (long long)cs->reply_by_ms);
     snprintf(nrec, sizeof nrec, "%d", 2 * REC_PAIRS);
-    if (!job->routed_event_id[0] && cw_ulid_new(job->routed_event_id) != 0) return CW_REDIS_NO_MEMORY;
+    if (!job->routed_event_id[0] && cw_ulid_new(job->routed_event_id) != 0)
+        return CW_REDIS_NO_MEMORY;
 
-    json_t *sub = json_pack("{s:I,s:s,s:s,s:s,s:s}", "at", (json_int_t)created_ms, "event",
-                            "submitted", "event_id", meta->event_id, "channel",
-                            cw_channel_name(cs->channel), "recorded_by",
-                            cs->recorded_by ? cs->recorded_by : "");
+    json_t *sub =
+        json_pack("{s:I,s:s,s:s,s:s,s:s}", "at", (json_int_t)created_ms, "event", "submitted",
+                  "event_id", meta->event_id, "channel", cw_channel_name(cs->channel),
+                  "recorded_by", cs->recorded_by ? cs->recorded_by : "");
     char *submitted = sub ? json_dumps(sub, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(sub);
     char *record = rt_record_json(job);
@@ -155,19 +157,32 @@ int rt_store_route(struct router *rt, struct rt_job *job,
         submitted,
         nrec,
         /* the record */
-        "case_no", cs->case_no,
-        "site", job->site->id,
-        "tenant", tenant,
-        "channel", cw_channel_name(cs->channel),
-        "reply_by_ms", reply_by,
-        "type", cw_case_type_name(v->type),
-        "category", cw_category_name(v->category),
-        "urgency", cw_urgency_name(v->urgency),
-        "validity", cw_validity_name(v->validity),
-        "department", a->department ? a->department->id : "",
-        "first_ask", cs->recorded_by ? cs->recorded_by : "",
-        "language", cs->language ? cs->language : "",
-        "record", record,
+        "case_no",
+        cs->case_no,
+        "site",
+        job->site->id,
+        "tenant",
+        tenant,
+        "channel",
+        cw_channel_name(cs->channel),
+        "reply_by_ms",
+        reply_by,
+        "type",
+        cw_case_type_name(v->type),
+        "category",
+        cw_category_name(v->category),
+        "urgency",
+        cw_urgency_name(v->urgency),
+        "validity",
+        cw_validity_name(v->validity),
+        "department",
+        a->department ? a->department->id : "",
+        "first_ask",
+        cs->recorded_by ? cs->recorded_by : "",
+        "language",
+        cs->language ? cs->language : "",
+        "record",
+        record,
     };
     int argc = 13 + 2 * REC_PAIRS;
     for (size_t i = 0; i < a->ncandidates; i++) argv[argc++] = a->candidates[i]->id;

@@ -77,7 +77,8 @@ static void on_done(struct evhttp_request *req, void *arg)
     if (status == 0) {
         failed++;
         json_object_set_new(line, "status", json_integer(0));
-        json_object_set_new(line, "error", json_string("no answer (connection failed or timed out)"));
+        json_object_set_new(line, "error",
+                            json_string("no answer (connection failed or timed out)"));
         /* evhttp connects again for the connection's next request */
     } else {
         json_object_set_new(line, "status", json_integer(status));
@@ -117,7 +118,8 @@ static void start_next(struct conn *c)
         bool has_ct = false;
         const char *k;
         json_t *v;
-        json_object_foreach(j->headers, k, v) {
+        json_object_foreach(j->headers, k, v)
+        {
             if (!json_is_string(v)) continue;
             if (!strcasecmp(k, "Content-Type")) has_ct = true;
             evhttp_add_header(h, k, json_string_value(v));
@@ -186,7 +188,8 @@ int main(int argc, char **argv)
     int nconns = argc > 2 ? atoi(argv[2]) : 0;
     if (argc != 3 || sscanf(argv[1], "http://%255[^:]:%d", host, &port) != 2 || nconns < 1 ||
         nconns > MAX_CONNS) {
-        fprintf(stderr, "usage: gwclient http://HOST:PORT CONNECTIONS(1..%d) < requests\n", MAX_CONNS);
+        fprintf(stderr, "usage: gwclient http://HOST:PORT CONNECTIONS(1..%d) < requests\n",
+                MAX_CONNS);
         return 2;
     }
     if (read_jobs(stdin) != 0) return 2;

@@ -69,7 +69,8 @@ static int run_produce(const char *topic, long count, long rate)
     char err[512];
     struct event_base *base = event_base_new();
     struct cw_kafka_options o = {.brokers = getenv("KAFKA_BROKERS"), .client_id = "itest-producer"};
-    struct producer_run r = {.base = base, .topic = topic, .count = count, .per_tick = rate / 100 + 1};
+    struct producer_run r = {
+        .base = base, .topic = topic, .count = count, .per_tick = rate / 100 + 1};
     r.p = cw_producer_new(base, &o, err, sizeof err);
     if (!r.p) {
         fprintf(stderr, "producer: %s\n", err);
@@ -182,12 +183,17 @@ static int run_consume(const char *topic, const char *group, const char *outfile
         perror(outfile);
         return 1;
     }
-    struct cw_kafka_options o = {.brokers = getenv("KAFKA_BROKERS"), .client_id = "itest-consumer",
+    struct cw_kafka_options o = {.brokers = getenv("KAFKA_BROKERS"),
+                                 .client_id = "itest-consumer",
                                  .session_timeout_ms = 6000};
     const char *topics[] = {topic};
-    struct cw_consumer_options co = {.group_id = group, .topics = topics, .ntopics = 1,
-                                     .max_inflight = getenv("ITEST_MAX_INFLIGHT") ? atoi(getenv("ITEST_MAX_INFLIGHT")) : 200,
-                                     .handler = on_message, .handler_arg = &r};
+    struct cw_consumer_options co = {
+        .group_id = group,
+        .topics = topics,
+        .ntopics = 1,
+        .max_inflight = getenv("ITEST_MAX_INFLIGHT") ? atoi(getenv("ITEST_MAX_INFLIGHT")) : 200,
+        .handler = on_message,
+        .handler_arg = &r};
     r.c = cw_consumer_new(r.base, &o, &co, err, sizeof err);
     if (!r.c) {
         fprintf(stderr, "consumer: %s\n", err);
@@ -208,7 +214,9 @@ static int run_consume(const char *topic, const char *group, const char *outfile
         if (!cw_kmsg_value(r.held[i], &len) && len == 0 && cw_kmsg_offset(r.held[i]) == -1) empty++;
         cw_kmsg_done(r.held[i]);
     }
-    if (r.hold) printf("detached=%zu empty=%zu inflight_after=%zu\n", r.nheld, empty, cw_consumer_inflight(r.c));
+    if (r.hold)
+        printf("detached=%zu empty=%zu inflight_after=%zu\n", r.nheld, empty,
+               cw_consumer_inflight(r.c));
     event_free(term);
     if (r.poll) event_free(r.poll);
     cw_consumer_free(r.c);

@@ -348,8 +348,9 @@ int main(int argc, char **argv)
     int note = argc == 4 && strcmp(argv[1], "note") == 0;
     int bad = argc == 2 && strcmp(argv[1], "bad-intake") == 0;
     if (!brokers || (!fixtures && !note && !bad)) {
-        fprintf(stderr,
-                "usage: KAFKA_BROKERS=... tail_produce fixtures | note CASE_ID TEXT | bad-intake\n");
+        fprintf(
+            stderr,
+            "usage: KAFKA_BROKERS=... tail_produce fixtures | note CASE_ID TEXT | bad-intake\n");
         return 2;
     }
     char err[512];

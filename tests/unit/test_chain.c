@@ -28,9 +28,10 @@ static void collect(const struct cw_chain_error *e, void *arg)
 {
     struct problems *p = arg;
     if (p->n >= (int)(sizeof p->v / sizeof p->v[0])) return;
-    p->v[p->n++] = (struct problem){
-        .file = strdup(e->file), .path = strdup(e->path), .message = strdup(e->message),
-        .line = e->line};
+    p->v[p->n++] = (struct problem){.file = strdup(e->file),
+                                    .path = strdup(e->path),
+                                    .message = strdup(e->message),
+                                    .line = e->line};
 }
 
 static void problems_release(struct problems *p)
@@ -278,8 +279,8 @@ START_TEST(minimal_chain_and_defaults)
     ck_assert_int_eq(p.n, 0);
     ck_assert_ptr_nonnull(c);
     const struct cw_site *s = cw_chain_site(c, "T01");
-    ck_assert_str_eq(s->timezone, "Asia/Shanghai");  /* the chain's */
-    ck_assert_str_eq(s->name_en, "测试店");            /* name_en defaults to name */
+    ck_assert_str_eq(s->timezone, "Asia/Shanghai"); /* the chain's */
+    ck_assert_str_eq(s->name_en, "测试店");         /* name_en defaults to name */
     ck_assert_int_eq(s->working_days, CW_ALL_DAYS);
     ck_assert_str_eq(s->callback_department->id, "T01-desk"); /* service desk as last resort */
     ck_assert(s->hours[CW_SUN].closed);
@@ -327,7 +328,7 @@ END_TEST
 static const struct broken {
     const char *file;
     int line;
-    const char *path; /* exact */
+    const char *path;    /* exact */
     const char *message; /* substring */
 } broken[] = {
     {"syntax", 10, "", "YAML syntax error: did not find expected '-' indicator"},
@@ -402,7 +403,10 @@ END_TEST
 
 START_TEST(every_independent_problem_is_reported)
 {
-    static const struct { int line; const char *path, *message; } want[] = {
+    static const struct {
+        int line;
+        const char *path, *message;
+    } want[] = {
         {10, "sites[0].timzone", "unknown key"},
         {20, "sites[0].staff[0].shifts[0].from", "bad time \"8:3\""},
         {27, "sla_policies[0].clocks.resolution", "bad duration \"2x\""},
@@ -431,7 +435,8 @@ static void count_only(const struct cw_chain_error *e, void *arg)
 
 START_TEST(report_format_and_missing_file)
 {
-    struct cw_chain_error e = {.file = "deploy/chain.example.yaml", .line = 42,
+    struct cw_chain_error e = {.file = "deploy/chain.example.yaml",
+                               .line = 42,
                                .path = "sites[1].timezone",
                                .message = "unknown time zone \"Asia/Shangai\""};
     char buf[256];

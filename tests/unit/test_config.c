@@ -90,7 +90,8 @@ static char logged[8192];
 static void capture(const char *line, size_t len, void *arg)
 {
     (void)arg;
-    strncat(logged, line, len < sizeof logged - strlen(logged) - 1 ? len : sizeof logged - strlen(logged) - 1);
+    strncat(logged, line,
+            len < sizeof logged - strlen(logged) - 1 ? len : sizeof logged - strlen(logged) - 1);
 }
 
 START_TEST(secrets_are_not_logged)
@@ -128,4 +129,6 @@ START_TEST(help_exits_without_config)
 }
 END_TEST
 
-CW_TEST_MAIN("config", defaults_env_then_flags, every_problem_is_reported, unknown_and_foreign_flags_are_refused, secrets_are_not_logged, help_exits_without_config)
+CW_TEST_MAIN("config", defaults_env_then_flags, every_problem_is_reported,
+             unknown_and_foreign_flags_are_refused, secrets_are_not_logged,
+             help_exits_without_config)

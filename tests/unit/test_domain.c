@@ -32,9 +32,13 @@ END_TEST
  * the vocabulary in the brief (so a new proto value without a name is noticed). */
 START_TEST(every_value_round_trips)
 {
-    static const struct { enum cw_vocab v; int count; int first; } all[] = {
-        {CW_VOCAB_CHANNEL, 11, 1},  {CW_VOCAB_CASE_TYPE, 5, 1}, {CW_VOCAB_CATEGORY, 11, 1},
-        {CW_VOCAB_URGENCY, 3, 1},   {CW_VOCAB_VALIDITY, 2, 1},  {CW_VOCAB_CLOCK, 6, 1},
+    static const struct {
+        enum cw_vocab v;
+        int count;
+        int first;
+    } all[] = {
+        {CW_VOCAB_CHANNEL, 11, 1},  {CW_VOCAB_CASE_TYPE, 5, 1},  {CW_VOCAB_CATEGORY, 11, 1},
+        {CW_VOCAB_URGENCY, 3, 1},   {CW_VOCAB_VALIDITY, 2, 1},   {CW_VOCAB_CLOCK, 6, 1},
         {CW_VOCAB_SITE_KIND, 3, 1}, {CW_VOCAB_DEPT_KIND, 15, 1}, {CW_VOCAB_WEEKDAY, 7, 0},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
@@ -77,4 +81,5 @@ START_TEST(choices_list_every_name_and_truncate)
 }
 END_TEST
 
-CW_TEST_MAIN("domain", names_are_the_proto_values, every_value_round_trips, unknown_and_unspecified_have_no_name, choices_list_every_name_and_truncate)
+CW_TEST_MAIN("domain", names_are_the_proto_values, every_value_round_trips,
+             unknown_and_unspecified_have_no_name, choices_list_every_name_and_truncate)

@@ -124,7 +124,8 @@ START_TEST(case_event_deadline_task_result_roundtrip)
     env.case_event = &ce;
     cw_envelope *b = roundtrip(&env);
     check_meta(b, &meta);
-    ck_assert_int_eq(b->case_event->outcome, CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED);
+    ck_assert_int_eq(b->case_event->outcome,
+                     CASEWIRE__V1__FOLLOW_UP_OUTCOME__FOLLOWUP_OUTCOME_NOT_SATISFIED);
     cw_event_free(b);
 
     Casewire__V1__DeadlineFired df = CASEWIRE__V1__DEADLINE_FIRED__INIT;
@@ -141,7 +142,8 @@ START_TEST(case_event_deadline_task_result_roundtrip)
     cw_event_free(b);
 
     Casewire__V1__NotificationTask t = CASEWIRE__V1__NOTIFICATION_TASK__INIT;
-    Casewire__V1__NotificationTask__ParamsEntry p1 = CASEWIRE__V1__NOTIFICATION_TASK__PARAMS_ENTRY__INIT;
+    Casewire__V1__NotificationTask__ParamsEntry p1 =
+        CASEWIRE__V1__NOTIFICATION_TASK__PARAMS_ENTRY__INIT;
     Casewire__V1__NotificationTask__ParamsEntry *params[] = {&p1};
     p1.key = "case_no";
     p1.value = "SH01-261124-0042";
@@ -165,7 +167,8 @@ START_TEST(case_event_deadline_task_result_roundtrip)
     env.body_case = CASEWIRE__V1__ENVELOPE__BODY_NOTIFICATION_RESULT;
     env.notification_result = &nr;
     b = roundtrip(&env);
-    ck_assert_int_eq(b->notification_result->status, CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DEFERRED);
+    ck_assert_int_eq(b->notification_result->status,
+                     CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_DEFERRED);
     ck_assert_uint_eq(b->notification_result->attempt, 3);
     cw_event_free(b);
 }
@@ -257,9 +260,9 @@ START_TEST(ulids_are_unique_sorted_and_timed)
         ck_assert_str_ne(a, b);
         ck_assert_int_ge(cw_ulid_time_ms(b), cw_ulid_time_ms(a));
     }
-    ck_assert(!cw_ulid_valid("01JD3K5Q8R000000000000000"));   /* 25 chars */
-    ck_assert(!cw_ulid_valid("01JD3K5Q8R00000000000000IL"));  /* I, L not in the alphabet */
-    ck_assert(!cw_ulid_valid("81JD3K5Q8R0000000000000000"));  /* time overflows 48 bits */
+    ck_assert(!cw_ulid_valid("01JD3K5Q8R000000000000000"));  /* 25 chars */
+    ck_assert(!cw_ulid_valid("01JD3K5Q8R00000000000000IL")); /* I, L not in the alphabet */
+    ck_assert(!cw_ulid_valid("81JD3K5Q8R0000000000000000")); /* time overflows 48 bits */
 }
 END_TEST
 
@@ -298,4 +301,8 @@ START_TEST(ulid_randomness_is_not_repeated_across_refills_or_fork)
 }
 END_TEST
 
-CW_TEST_MAIN("event", case_submitted_roundtrips, case_routed_roundtrips, case_event_deadline_task_result_roundtrip, unknown_fields_are_tolerated, unknown_enum_value_is_kept_not_fatal, bad_input_is_refused_with_a_reason, ulids_are_unique_sorted_and_timed, ulid_randomness_is_not_repeated_across_refills_or_fork)
+CW_TEST_MAIN("event", case_submitted_roundtrips, case_routed_roundtrips,
+             case_event_deadline_task_result_roundtrip, unknown_fields_are_tolerated,
+             unknown_enum_value_is_kept_not_fatal, bad_input_is_refused_with_a_reason,
+             ulids_are_unique_sorted_and_timed,
+             ulid_randomness_is_not_repeated_across_refills_or_fork)

@@ -33,7 +33,9 @@ END_TEST
 
 START_TEST(scrub_masks_phone_shapes)
 {
-    struct { const char *in, *out; } cases[] = {
+    struct {
+        const char *in, *out;
+    } cases[] = {
         {"phone=13812345678 ok", "phone=*******5678 ok"},
         {"call +8613812345678", "call +*********5678"},
         {"tel 021-6234 5678.", "tel ***-**** 5678."},
@@ -53,8 +55,12 @@ END_TEST
 START_TEST(scrub_leaves_ids_times_and_numbers)
 {
     const char *keep[] = {
-        "case_no=SH01-261124-0042", "due_ms=1764000000000", "date=2026-11-24",
-        "offset=123456789", "event_id=01JD3K5Q8R13812345678ABCDE", "v=2.0.2 port=8080",
+        "case_no=SH01-261124-0042",
+        "due_ms=1764000000000",
+        "date=2026-11-24",
+        "offset=123456789",
+        "event_id=01JD3K5Q8R13812345678ABCDE",
+        "v=2.0.2 port=8080",
     };
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         char buf[128];
@@ -91,4 +97,6 @@ START_TEST(write_formats_one_scrubbed_line)
 }
 END_TEST
 
-CW_TEST_MAIN("log", mask_phone_keeps_last_four, mask_name_keeps_first_character, scrub_masks_phone_shapes, scrub_leaves_ids_times_and_numbers, write_formats_one_scrubbed_line)
+CW_TEST_MAIN("log", mask_phone_keeps_last_four, mask_name_keeps_first_character,
+             scrub_masks_phone_shapes, scrub_leaves_ids_times_and_numbers,
+             write_formats_one_scrubbed_line)

@@ -39,13 +39,15 @@ START_TEST(counters_gauges_render)
     cw_metric_set(cw_metrics_gauge(m, "inflight", "In flight.", NULL), 7);
     cw_metrics_gauge_fn(m, "queue_depth", "Depth.", twelve, NULL, NULL);
     char *s = render(m);
-    ck_assert_ptr_nonnull(strstr(s, "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n"));
+    ck_assert_ptr_nonnull(
+        strstr(s, "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n"));
     ck_assert_ptr_nonnull(strstr(s, "http_requests_total{route=\"/v1/cases\",status=\"202\"} 3\n"));
     ck_assert_ptr_nonnull(strstr(s, "http_requests_total{route=\"/v1/cases\",status=\"503\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(s, "# TYPE inflight gauge\ninflight 7\n"));
     ck_assert_ptr_nonnull(strstr(s, "queue_depth 12\n"));
     /* one HELP per family, even with two children */
-    ck_assert_ptr_null(strstr(strstr(s, "# HELP http_requests_total") + 1, "# HELP http_requests_total"));
+    ck_assert_ptr_null(
+        strstr(strstr(s, "# HELP http_requests_total") + 1, "# HELP http_requests_total"));
     free(s);
     cw_metrics_free(m);
 }
@@ -54,7 +56,8 @@ END_TEST
 START_TEST(label_values_are_escaped)
 {
     cw_metrics *m = cw_metrics_new();
-    cw_metric_add(cw_metrics_counter(m, "odd_total", "Odd\nhelp \\ here.", "v", "a\"b\\c\nd", NULL), 1);
+    cw_metric_add(cw_metrics_counter(m, "odd_total", "Odd\nhelp \\ here.", "v", "a\"b\\c\nd", NULL),
+                  1);
     char *s = render(m);
     ck_assert_ptr_nonnull(strstr(s, "# HELP odd_total Odd\\nhelp \\\\ here.\n"));
     ck_assert_ptr_nonnull(strstr(s, "odd_total{v=\"a\\\"b\\\\c\\nd\"} 1\n"));
@@ -67,7 +70,8 @@ START_TEST(histogram_buckets_are_cumulative)
 {
     cw_metrics *m = cw_metrics_new();
     const double bounds[] = {0.01, 0.1, 1};
-    cw_metric *h = cw_metrics_histogram(m, "latency_seconds", "Latency.", bounds, 3, "route", "x", NULL);
+    cw_metric *h =
+        cw_metrics_histogram(m, "latency_seconds", "Latency.", bounds, 3, "route", "x", NULL);
     ck_assert_ptr_nonnull(h);
     cw_metric_observe(h, 0.005);
     cw_metric_observe(h, 0.05);
@@ -100,4 +104,5 @@ START_TEST(misuse_is_refused)
 }
 END_TEST
 
-CW_TEST_MAIN("metrics", counters_gauges_render, label_values_are_escaped, histogram_buckets_are_cumulative, misuse_is_refused)
+CW_TEST_MAIN("metrics", counters_gauges_render, label_values_are_escaped,
+             histogram_buckets_are_cumulative, misuse_is_refused)

@@ -266,4 +266,6 @@ START_TEST(strerror_names_results)
 }
 END_TEST
 
-CW_TEST_MAIN("redis", url_good, url_keeps_other_options, url_bad, url_error_hides_password, options_validation, script_sha_is_computed_locally, refused_while_not_connected, strerror_names_results)
+CW_TEST_MAIN("redis", url_good, url_keeps_other_options, url_bad, url_error_hides_password,
+             options_validation, script_sha_is_computed_locally, refused_while_not_connected,
+             strerror_names_results)

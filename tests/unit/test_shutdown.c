@@ -19,14 +19,42 @@ static void mark(char c)
     order[n] = c;
     order[n + 1] = '\0';
 }
-static void begin_a(void *arg) { (void)arg; mark('A'); } /* stop accepting */
-static void begin_d(void *arg) { (void)arg; mark('D'); } /* drain */
-static void begin_f(void *arg) { (void)arg; mark('F'); } /* flush */
-static void begin_c(void *arg) { (void)arg; mark('C'); } /* close consumers */
-static void begin_r(void *arg) { (void)arg; mark('R'); } /* redis */
+static void begin_a(void *arg)
+{
+    (void)arg;
+    mark('A');
+} /* stop accepting */
+static void begin_d(void *arg)
+{
+    (void)arg;
+    mark('D');
+} /* drain */
+static void begin_f(void *arg)
+{
+    (void)arg;
+    mark('F');
+} /* flush */
+static void begin_c(void *arg)
+{
+    (void)arg;
+    mark('C');
+} /* close consumers */
+static void begin_r(void *arg)
+{
+    (void)arg;
+    mark('R');
+} /* redis */
 /* The flush step finishes on its third poll: the next stage must wait for it. */
-static int flush_done(void *arg) { (void)arg; return ++flush_polls >= 3; }
-static int never_done(void *arg) { (void)arg; return 0; }
+static int flush_done(void *arg)
+{
+    (void)arg;
+    return ++flush_polls >= 3;
+}
+static int never_done(void *arg)
+{
+    (void)arg;
+    return 0;
+}
 
 static void start(evutil_socket_t fd, short what, void *arg)
 {
@@ -74,9 +102,9 @@ START_TEST(stuck_step_is_abandoned_and_later_stages_still_run)
     event_base_dispatch(base);
     int64_t took = cw_mono_ms() - t0;
     ck_assert_str_eq(order, "DFR");
-    ck_assert_int_ge(flush_polls, 3); /* the flush finished, not abandoned */
+    ck_assert_int_ge(flush_polls, 3);  /* the flush finished, not abandoned */
     ck_assert(!cw_shutdown_clean(sd)); /* the drain did not */
-    ck_assert_int_ge(took, 200);        /* the drain had its half of 400 ms */
+    ck_assert_int_ge(took, 200);       /* the drain had its half of 400 ms */
     ck_assert_int_lt(took, 5000);
     cw_shutdown_free(sd);
     event_base_free(base);
@@ -100,4 +128,5 @@ START_TEST(begin_twice_is_one_shutdown)
 }
 END_TEST
 
-CW_TEST_MAIN("shutdown", stages_run_in_order, stuck_step_is_abandoned_and_later_stages_still_run, begin_twice_is_one_shutdown)
+CW_TEST_MAIN("shutdown", stages_run_in_order, stuck_step_is_abandoned_and_later_stages_still_run,
+             begin_twice_is_one_shutdown)

@@ -159,4 +159,6 @@ START_TEST(files_over_the_limit_are_refused)
 }
 END_TEST
 
-CW_TEST_MAIN("yamldoc", tree_has_lines_and_columns, aliases_are_refused, duplicate_keys_are_all_reported, syntax_errors_have_line_and_problem, one_document_not_empty_not_too_deep, files_over_the_limit_are_refused)
+CW_TEST_MAIN("yamldoc", tree_has_lines_and_columns, aliases_are_refused,
+             duplicate_keys_are_all_reported, syntax_errors_have_line_and_problem,
+             one_document_not_empty_not_too_deep, files_over_the_limit_are_refused)
