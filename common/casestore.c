@@ -8,7 +8,11 @@ const char cw_case_event_commit_lua[] =
     "local r = redis.call('HMGET', ck, 'status', 'site', 'owner', 'created_ms')\n"
     "if not r[1] then return 0 end\n"
     "local old, site, owner, created = r[1], r[2], r[3], r[4]\n"
-    "if ARGV[11] and ARGV[11] ~= '' and old ~= ARGV[11] and old ~= ARGV[5] then return -1 end\n"
+    /* a guarded commit repeated (its history entry is in): nothing to write again */
+    "if ARGV[11] and ARGV[11] ~= '' then\n"
+    "  if redis.call('ZSCORE', ck .. ':history', ARGV[7]) then return 1 end\n"
+    "  if old ~= ARGV[11] then return -1 end\n"
+    "end\n"
     "local status = old\n"
     "if ARGV[5] ~= '' and ARGV[5] ~= old then\n"
     "  status = ARGV[5]\n"

@@ -10,7 +10,9 @@
  * outcome ('' none: a reopen clears the case's), 4 now ms, 5 new status ('' same), 6 response
  * (stored in the idempotency record), 7 history entry (JSON), 8 its time (ms), 9 new owner (''
  * same), 10 the site's date of the event (yyyymmdd, '' unknown), 11 optional: the status the case
- * must have (or already have become), else nothing is written and the reply is -1. Keeps the
+ * must have, else nothing is written and the reply is -1; with it, a commit whose history entry
+ * is in already writes nothing again and replies 1 (a retry must not undo what happened
+ * since). Keeps the
  * router's indexes: the site's cases by status, the owner's open cases and open load. The history
  * is a sorted set of entries that name their event: a retried commit adds nothing. Reply 1, or 0:
  * no such case. */

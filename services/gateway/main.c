@@ -297,6 +297,11 @@ static void handle(struct evhttp_request *req, void *arg)
     if (r->client == GW_PUBLIC && !provider && gw_rate_check(r, 0, r->client_ip) != 0) return;
     if (r->client == GW_TENANT && gw_rate_check(r, 2, r->tenant->id) != 0) return;
     if (post && (gw_read_json_body(r) != 0 || idempotency(r) != 0)) return;
+    /* A provider retries a request under the same webhook-id: the same reply, answered once
+     * even when both copies are in flight at once. */
+    const char *wid =
+        provider ? evhttp_find_header(evhttp_request_get_input_headers(req), "webhook-id") : NULL;
+    if (wid && !r->idem_key[0] && *wid && strlen(wid) <= 128) gw_store_idem_key(r, wid);
     if (gw_req_arm(r) != 0) {
         gw_error(r, 503, "unavailable", "out of memory", NULL);
         return;

@@ -60,8 +60,19 @@ static int signed_by_provider(struct gw_req *r)
     int v = cw_wh_verify(secret, id, ts, body ? body : (const unsigned char *)"", len, sig,
                          cw_now_ms() / 1000, SIGNATURE_TOLERANCE_S);
     if (v == CW_WH_OK) return 0;
-    cw_warn("sms.bad_signature", "request_id=%s route=%d verdict=%d client_ip=%s", r->request_id,
-            (int)r->route, v, r->client_ip);
+    if (v == CW_WH_ERR_KEY) { /* ours, not the provider's */
+        cw_error("sms.receipt_secret_unusable",
+                 "request_id=%s reason=\"sms.receipt_secret cannot sign (a whsec_ secret that is "
+                 "not base64?)\"",
+                 r->request_id);
+        gw_error(r, 500, "internal", "the gateway's SMS signing secret is unusable", NULL);
+        return -1;
+    }
+    static const char *const verdicts[] = {"ok", "timestamp", "no_match", "malformed"};
+    cw_warn("sms.bad_signature", "request_id=%s verdict=%s client_ip=%s", r->request_id,
+            v >= -3 ? verdicts[-v] : "?", r->client_ip);
+    /* unsigned floods cost an HMAC each: they count against the address's rate limit */
+    if (gw_rate_check(r, 0, r->client_ip) != 0) return -1;
     gw_error(r, 401, "unauthorized",
              v == CW_WH_ERR_TIMESTAMP ? "webhook-timestamp is not within 5 minutes of our clock"
              : v == CW_WH_ERR_NO_MATCH
@@ -216,7 +227,9 @@ struct reply {
 static void opted_out(struct gw_req *r, const redisReply *reply, const char *err)
 {
     /* {1 opted out | 0 opted back in, 1 changed | 0 already so} */
-    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
         gw_error_retry(r, 503, "unavailable", "opt-out store unavailable; retry", 2);
         return;
     }
@@ -264,6 +277,12 @@ void gw_sms_replies(struct gw_req *r)
         gw_get_string(r->body, "id", "", 128, false, &id, &e) != 0) {
         gw_error(r, 422, e.code, e.message, e.field);
         return;
+    }
+    /* providers often send a Chinese number as 86 and 11 digits, without the + */
+    char plus[40];
+    if (strlen(from) == 13 && !strncmp(from, "861", 3) && strspn(from, "0123456789") == 13) {
+        snprintf(plus, sizeof plus, "+%s", from);
+        from = plus;
     }
     if (gw_normalize_phone(from, phone, sizeof phone) != 0) {
         gw_error(r, 422, "validation_failed", "from is the customer's phone number", "from");

@@ -51,7 +51,7 @@ static const char add_lua[] =
  * applies once (remembered in the task). Returns none (no task), dup, closed (the task is
  * over), done, retry, {unreachable, task id} (the last attempt: again for the same event until
  * the task is "wrapped", see unreachable.h), {report, task id} (satisfied, and the case is a
- * regulator's referral: again until the task is "reported", see regulator.h), cancelled. */
+ * regulator's referral: again until the task is "reported", see publish.h), cancelled. */
 static const char outcome_lua[] =
     "local tid = redis.call('GET', KEYS[1]) "
     "if not tid then return 'none' end "
@@ -175,7 +175,7 @@ static void on_report_published(void *opaque, int error, const char *errstr)
 static void on_report_case(void *arg, const redisReply *r, const char *err)
 {
     struct job *j = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
         finish(j, 0, err ? err : "bad reply");
         return;
     }
@@ -188,7 +188,9 @@ static void on_report_case(void *arg, const redisReply *r, const char *err)
                                       .owner = field(r, 0),
                                       .case_no = field(r, 1) ? field(r, 1) : j->case_id,
                                       .external_ref = ref,
-                                      .outcome = field(r, 4) ? field(r, 4) : "",
+                                      /* the case's follow-up field may not show it yet:
+                                       * the gateway commits after Kafka confirmed */
+                                      .outcome = "satisfied",
                                       .at_ms = j->at_ms};
     if (!rep.owner || !*rep.owner) {
         /* the router always assigns someone; a case without an owner has nobody to ask */
@@ -205,7 +207,7 @@ static void report_back(struct job *j, const char *task_id)
 {
     snprintf(j->task_id, sizeof j->task_id, "%s", task_id);
     int rc = cw_redis_commandf(j->c->redis, on_report_case, j,
-                               "HMGET cw:case:%s owner case_no tenant record followup", j->case_id);
+                               "HMGET cw:case:%s owner case_no tenant record", j->case_id);
     if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
 }
 

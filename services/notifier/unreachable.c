@@ -61,7 +61,7 @@ struct close_job {
     void (*done)(void *, int, const char *);
     void *arg;
     char task_id[80], case_id[CW_ULID_LEN + 1], site[32];
-    char case_no[48], tenant[64], language[8], phone[32], code[8];
+    char case_no[48], tenant[64], language[16], phone[32], code[8];
     char owner[64], external_ref[128];
     bool regulator; /* a regulator's referral: its report-back task goes too */
     char close_id[CW_ULID_LEN + 1], sms_event_id[CW_ULID_LEN + 1];
@@ -90,12 +90,14 @@ static void on_marked(void *arg, const redisReply *r, const char *err)
     finish(j, 1, NULL);
 }
 
-/* Step 5: the task is wrapped up; its outcome script stops answering "unreachable". */
-static void mark_wrapped(struct close_job *j)
+/* Step 5: the task is wrapped up; its outcome script stops answering "unreachable". A case
+ * reopened before it could be closed has its follow-up cancelled, as a reopen does. */
+static void mark_wrapped(struct close_job *j, bool cancelled)
 {
     int rc = cw_redis_commandf(j->u->redis, on_marked, j,
-                               "HSET cw:cb:task:%s wrapped %lld reported %lld", j->task_id,
-                               (long long)j->at_ms, (long long)j->at_ms);
+                               "HSET cw:cb:task:%s wrapped %lld reported %lld state %s", j->task_id,
+                               (long long)j->at_ms, (long long)j->at_ms,
+                               cancelled ? "cancelled" : "unreachable");
     if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
 }
 
@@ -108,9 +110,9 @@ static void on_published(void *opaque, int error, const char *errstr)
     }
     if (--j->publishing > 0) return;
     if (j->publish_failed)
-        finish(j, 0, "Kafka did not take the close");
+        finish(j, 0, "Kafka did not take the close, its SMS or its regulator task (logged)");
     else
-        mark_wrapped(j);
+        mark_wrapped(j, false);
 }
 
 static int send_close(struct close_job *j, Casewire__V1__Envelope *env)
@@ -210,7 +212,7 @@ static void on_committed(void *arg, const redisReply *r, const char *err)
         /* reopened (or gone) meanwhile: that decision stands; nothing to close or send */
         cw_info("notifier.unreachable_not_closed", "case=%s reason=%s", j->case_id,
                 r->integer == 0 ? "no such case" : "no longer resolved");
-        mark_wrapped(j);
+        mark_wrapped(j, true);
         return;
     }
     cw_info("notifier.closed_unreachable", "case=%s task=%s sms=%s", j->case_id, j->task_id,
@@ -239,7 +241,7 @@ static void commit_close(struct close_job *j)
     snprintf(at, sizeof at, "%lld", (long long)j->at_ms);
     const char *argv[] = {"", j->case_id, "close", "unreachable", now, "closed", "{}", entry,
                           at, "",         "",      "resolved"};
-    int rc = cw_redis_script_run(j->u->redis, j->u->commit, on_committed, j, 1, 11, argv, NULL);
+    int rc = cw_redis_script_run(j->u->redis, j->u->commit, on_committed, j, 1, 12, argv, NULL);
     free(entry);
     if (rc != CW_REDIS_OK) finish(j, 0, cw_redis_strerror(rc));
 }
@@ -290,7 +292,7 @@ static void on_case(void *arg, const redisReply *r, const char *err)
     }
     if (!*str_at(r, 0)) { /* the case expired from the store: nothing left to close */
         cw_warn("notifier.unreachable_no_case", "case=%s", j->case_id);
-        mark_wrapped(j);
+        mark_wrapped(j, false);
         return;
     }
     snprintf(j->case_no, sizeof j->case_no, "%s", *str_at(r, 1) ? str_at(r, 1) : j->case_id);

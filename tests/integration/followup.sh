@@ -169,7 +169,7 @@ check "exactly one such SMS" test "$(sms_for followup_unreachable | wc -l)" = 1
 # What the SMS provider posts back: signed the Standard Webhooks way with sms.receipt_secret.
 SECRET=demo-sms-receipt-secret-0001
 signed_post() { # path body [secret]
-  local id ts sig; id="msg_$(date +%s%N)"; ts=$(date +%s)
+  local id ts sig; id="msg_$(date +%s%N)"; ts=${TS:-$(date +%s)}
   sig=$(printf '%s.%s.%s' "$id" "$ts" "$2" | openssl dgst -sha256 -mac HMAC -macopt key:"${3:-$SECRET}" -binary | base64)
   curl -s -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -H "webhook-id: $id" \
     -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" "$GW_URL$1" -d "$2"
@@ -197,11 +197,14 @@ out=$(signed_post /v1/sms/receipts '{"receipts":[{"id":"no-such-task","status":"
 check "a receipt for a task we never had: answered, not recorded" test "$(head -1 <<<"$out" | jq -r '.results[0].result')" = unknown_task
 out=$(signed_post /v1/sms/receipts '{"receipts":[{"id":"x","status":"read"}]}')
 check "a receipt with an unknown status: 422 naming the field" test "$(head -1 <<<"$out" | jq -r .error.field) $(tail -1 <<<"$out")" = "receipts[0].status 422"
+out=$(TS=$(( $(date +%s) - 600 )) signed_post /v1/sms/receipts "$body")
+check "a receipt signed 10 minutes ago: 401 naming the timestamp" \
+  test "$(tail -1 <<<"$out") $(head -1 <<<"$out" | jq -r '.error.message | test("timestamp")')" = "401 true"
 check "an unsigned receipt: 401" \
   test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$GW_URL/v1/sms/receipts" -d "$body")" = 401
 # Opt-outs: a reply of TD, and staff at the desk.
-out=$(signed_post /v1/sms/replies '{"from":"13900000777","text":"ｔｄ"}')
-check "a customer's reply TD (full-width) opts the number out" test "$(head -1 <<<"$out" | jq -r .action)" = opted_out
+out=$(signed_post /v1/sms/replies '{"from":"8613900000777","text":"ｔｄ"}')
+check "a customer's reply TD (full-width, from 86... without +) opts the number out" test "$(head -1 <<<"$out" | jq -r .action)" = opted_out
 check "... by its hash" test "$($RC sismember 'nt:{nt}:optout' "$(printf %s 13900000777 | sha256sum | cut -c1-16)")" = 1
 optout() { curl -s -X POST -H "$DESK" -H 'Content-Type: application/json' "$GW_URL/v1/sms/opt-outs" -d "$1"; }
 check "staff opt a number out (+86 written)" test "$(optout '{"phone":"+86 139 0000 0888"}' | jq -r '"\(.action) \(.changed)"')" = "opted_out true"
@@ -209,6 +212,25 @@ check "... again: nothing changes" test "$(optout '{"phone":"13900000888"}' | jq
 check "... and back in" test "$(optout '{"phone":"13900000888","opted_out":false}' | jq -r '"\(.action) \(.changed)"')" = "opted_in true"
 check "opting out needs a staff token (401)" \
   test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "$GW_URL/v1/sms/opt-outs" -d '{"phone":"13900000888"}')" = 401
+# A case reopened after its third unreachable call, before the notifier closed it: the reopen
+# stands, and the customer gets no SMS.
+T4=$(jq -r '.tasks[3].task_id' <<<"$q") C4=$(jq -r '.tasks[3].case_id' <<<"$q") N4=$(jq -r '.tasks[3].case_no' <<<"$q")
+for k in 1 2; do
+  event "$C4" '{"action":"followup","outcome":"unreachable"}' >/dev/null
+  attempts4() { [ "$($RC hget "cw:cb:task:$T4" attempts)" = "$1" ]; }
+  wait_until 30 attempts4 $k || not_ok "the task counts unreachable call $k of $N4"
+done
+kill -TERM "$NOTIFIER_PID"
+stopped() { ! kill -0 "$NOTIFIER_PID" 2>/dev/null; }
+wait_until 30 stopped || not_ok "the notifier stops on SIGTERM"
+check "with the notifier stopped: the third unreachable call (202) and a reopen (202)" \
+  test "$(event "$C4" '{"action":"followup","outcome":"unreachable"}') $(event "$C4" '{"action":"reopen","note":"顾客来电"}')" = "202 202"
+start_notifier || not_ok "the notifier restarts"
+settled4() { [ "$($RC hget "cw:cb:task:$T4" state)" = cancelled ]; }
+check "... the notifier takes both: the follow-up is cancelled" wait_until 60 settled4
+check "... the case stays reopened, not closed as unreachable" test "$($RC hget "cw:case:$C4" status)" = reopened
+check "... and the customer gets no follow-up SMS" sh -c "! grep -F '$N4' '$CW_TMP/sms.log' | grep -q followup_unreachable"
+
 # A regulator's referral: once its follow-up is satisfied, the owner gets a task to report back.
 reg=$(curl -s -X POST -H "$DESK" -H 'Content-Type: application/json' "$GW_URL/v1/cases" \
   -d '{"site":"SH01","channel":"regulator","external_ref":"SCJG-2026-1125-07","text":"市场监管局转办：顾客投诉饮料过期","customer":{"phone":"13900009001"}}')
@@ -233,7 +255,8 @@ check "... and resolved again (202)" test "$(event "$C3" '{"action":"resolve"}')
 new_task() { local t; t=$($RC get "cw:cb:case:$C3"); [ -n "$t" ] && [ "$t" != "$T3" ] && [ "$($RC hget "cw:cb:task:$t" state)" = open ]; }
 check "... which brings a new open task" wait_until 30 new_task
 rep=$(report "$DESK")
-check "the report counts the three follow-ups that are over, the rest waiting ($(jq -c '[.resolved, .followed_up, .waiting]' <<<"$rep"))" \
-  test "$(jq -c '[.resolved, .followed_up, .waiting]' <<<"$rep")" = "[$((N + 1)),3,$((N - 2))]"
+check "the report counts the three follow-ups that are over, the rest waiting but the reopened one ($(jq -c '[.resolved, .followed_up, .waiting]' <<<"$rep"))" \
+  test "$(jq -c '[.resolved, .followed_up, .waiting]' <<<"$rep")" = "[$((N + 1)),3,$((N - 3))]"
 check "... and lists the case closed as unreachable" test "$(jq -c .closed_unreachable <<<"$rep")" = "[\"$N2\"]"
 check_stops "the notifier" "$NOTIFIER_PID" 15
+check "in the end, still exactly one follow-up SMS for $N2" test "$(sms_for followup_unreachable | wc -l)" = 1
