@@ -255,6 +255,24 @@ bool cw_staff_has_role(const struct cw_staff *s, const char *role_id)
     return false;
 }
 
+bool cw_staff_sees_site(const struct cw_staff *s, const struct cw_site *site)
+{
+    if (!s || !site) return false;
+    if (s->site) return s->site == site;
+    if (s->nsites == 0) return true;
+    for (size_t i = 0; i < s->nsites; i++)
+        if (s->sites[i] == site) return true;
+    return false;
+}
+
+bool cw_staff_may(const struct cw_staff *s, int action)
+{
+    if (!s || action <= 0 || action >= 32) return false;
+    for (size_t i = 0; i < s->nroles; i++)
+        if (!s->roles[i]->actions || (s->roles[i]->actions & (1u << action))) return true;
+    return false;
+}
+
 size_t cw_chain_tenant_count(const cw_chain *c) { return c->ntenants; }
 
 const struct cw_tenant *cw_chain_tenant_at(const cw_chain *c, size_t i)

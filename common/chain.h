@@ -103,6 +103,10 @@ struct cw_special_day {
 
 struct cw_role {
     const char *id, *name, *name_en;
+    /* The staff actions on a case it allows: bit (1u << Casewire__V1__CaseAction) each; 0 when
+     * the file lists none, which allows every action. A person may do what any of their roles
+     * allows (cw_staff_may). */
+    uint32_t actions;
 };
 
 struct cw_department {
@@ -128,6 +132,9 @@ struct cw_staff {
     const struct cw_shift *shifts; /* none: not rostered, reachable by assignment only */
     size_t nshifts;
     const char *token_sha256; /* lower-case hex of the bearer token's SHA-256, or NULL */
+    /* Group staff only: the sites they see (a regional manager's); none: every site. */
+    const struct cw_site *const *sites;
+    size_t nsites;
 };
 
 struct cw_ladder {
@@ -318,6 +325,11 @@ const struct cw_staff *cw_chain_staff(const cw_chain *c, const char *id);
 /* By the SHA-256 hex (either case) of a presented bearer token. */
 const struct cw_staff *cw_chain_staff_by_token_hash(const cw_chain *c, const char *sha256_hex);
 bool cw_staff_has_role(const struct cw_staff *s, const char *role_id);
+/* Whether s may see site's cases, queues and reports: a site's staff their own site, group
+ * staff the sites they list (every site when they list none). */
+bool cw_staff_sees_site(const struct cw_staff *s, const struct cw_site *site);
+/* Whether one of s's roles allows action (Casewire__V1__CaseAction). */
+bool cw_staff_may(const struct cw_staff *s, int action);
 
 size_t cw_chain_tenant_count(const cw_chain *c);
 const struct cw_tenant *cw_chain_tenant_at(const cw_chain *c, size_t i);

@@ -86,8 +86,9 @@ static void ld_roles(struct cw_ld *ld, const struct cw_ynode *root)
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
-        if (ld_map_keys(ld, m, KEYS("id", "name", "name_en"))) {
+        if (ld_map_keys(ld, m, KEYS("id", "name", "name_en", "actions"))) {
             struct cw_role *r = &c->roles[c->nroles];
+            r->actions = ld_enum_mask(ld, m, "actions", CW_VOCAB_ACTION);
             r->id = ld_id(ld, m, "id", LD_REQUIRED, ID_ROLE);
             r->name = ld_str(ld, m, "name", LD_REQUIRED, LIM_NAME);
             r->name_en = ld_str(ld, m, "name_en", LD_OPTIONAL, LIM_NAME);
@@ -248,11 +249,15 @@ static void ld_staff(struct cw_ld *ld, const struct cw_ynode *owner, unsigned fl
         size_t im = ld_push_index(ld, i);
         if (ld_map_keys(
                 ld, m,
-                KEYS("id", "name", "phone", "department", "roles", "shifts", "token_sha256"))) {
+                KEYS("id", "name", "phone", "department", "roles", "shifts", "token_sha256",
+                     "sites"))) {
             struct cw_staff *s = &staff[count];
             *s = (struct cw_staff){0};
             s->site = site;
             ld_one_staff(ld, m, s);
+            if (site && cw_ynode_get(m, "sites"))
+                ld_error_key(ld, cw_ynode_get(m, "sites"), "sites",
+                             "only group staff list sites: a site's staff see their own site");
             size_t ik = ld_push_key(ld, "id");
             if (s->id && ld_unique(ld, &c->by_staff, s->id, s, cw_ynode_get(m, "id"), "staff id")) {
                 if (s->token_sha256) cw_strmap_put(&c->by_token, s->token_sha256, s, 0, NULL);
@@ -278,6 +283,28 @@ static void ld_group(struct cw_ld *ld, const struct cw_ynode *root)
     ld_departments(ld, m, LD_OPTIONAL, NULL, &g->departments, &g->ndepartments);
     ld_staff(ld, m, LD_OPTIONAL, NULL, &g->staff, &g->nstaff);
     ld->people_ok = ld->errors == before;
+    ld_pop(ld, mark);
+}
+
+/* The sites group staff see (group.staff[].sites): read once the sites are known. */
+static void ld_group_sites(struct cw_ld *ld, const struct cw_ynode *root)
+{
+    const struct cw_ynode *g = cw_ynode_get(root, "group");
+    const struct cw_ynode *list = g ? cw_ynode_get(g, "staff") : NULL;
+    if (!list || list->type != CW_YNODE_SEQ) return;
+    size_t mark = ld_push_key(ld, "group");
+    size_t ms = ld_push_key(ld, "staff");
+    for (size_t i = 0; i < list->n && i < LIM_SITE_STAFF; i++) {
+        const struct cw_ynode *m = list->items[i];
+        const struct cw_ynode *id = cw_ynode_get(m, "id");
+        if (!cw_ynode_get(m, "sites") || !id || id->type != CW_YNODE_SCALAR) continue;
+        struct cw_staff *s = (struct cw_staff *)cw_strmap_get(&ld->c->by_staff, id->str);
+        if (!s || s->site) continue; /* reported where the staff member was read */
+        size_t im = ld_push_index(ld, i);
+        s->sites = ld_site_list(ld, m, "sites", &s->nsites);
+        ld_pop(ld, im);
+    }
+    ld_pop(ld, ms);
     ld_pop(ld, mark);
 }
 
@@ -560,6 +587,7 @@ cw_chain *cw_chain_load(const char *path, cw_chain_report_fn *report, void *arg)
         ld_routing(&ld, root);
         ld_group(&ld, root);
         ld_sites(&ld, root);
+        ld_group_sites(&ld, root);
         ld_tenants(&ld, root);
         ld_policies(&ld, root);
         ld_rules(&ld, root);

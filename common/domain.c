@@ -89,6 +89,17 @@ static const char *const weekday_names[] = {
     [CW_THU] = "thu", [CW_FRI] = "fri", [CW_SAT] = "sat",
 };
 
+static const char *const action_names[] = {
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_ACKNOWLEDGE] = "acknowledge",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE] = "note",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REASSIGN] = "reassign",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_RESOLVE] = "resolve",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REOPEN] = "reopen",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP] = "followup",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE] = "close",
+    [CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY] = "reply",
+};
+
 struct vocab {
     const char *title;
     const char *const *names;
@@ -109,6 +120,7 @@ static const struct vocab vocabs[CW_VOCAB__COUNT] = {
     [CW_VOCAB_SITE_KIND] = VOCAB("site kind", site_kind_names),
     [CW_VOCAB_DEPT_KIND] = VOCAB("department kind", dept_kind_names),
     [CW_VOCAB_WEEKDAY] = VOCAB("weekday", weekday_names),
+    [CW_VOCAB_ACTION] = VOCAB("action", action_names),
 };
 #undef VOCAB
 

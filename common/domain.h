@@ -65,6 +65,7 @@ enum cw_vocab {
     CW_VOCAB_SITE_KIND, /* enum cw_site_kind */
     CW_VOCAB_DEPT_KIND, /* enum cw_dept_kind */
     CW_VOCAB_WEEKDAY,   /* enum cw_weekday */
+    CW_VOCAB_ACTION,    /* Casewire__V1__CaseAction: what staff do to a case */
     CW_VOCAB__COUNT
 };
 
@@ -107,5 +108,7 @@ static inline int cw_dept_kind_parse(const char *s)
 static inline const char *cw_dept_kind_name(int v) { return cw_vocab_name(CW_VOCAB_DEPT_KIND, v); }
 static inline int cw_weekday_parse(const char *s) { return cw_vocab_parse(CW_VOCAB_WEEKDAY, s); }
 static inline const char *cw_weekday_name(int v) { return cw_vocab_name(CW_VOCAB_WEEKDAY, v); }
+static inline int cw_action_parse(const char *s) { return cw_vocab_parse(CW_VOCAB_ACTION, s); }
+static inline const char *cw_action_name(int v) { return cw_vocab_name(CW_VOCAB_ACTION, v); }
 
 #endif

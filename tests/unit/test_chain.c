@@ -154,10 +154,42 @@ START_TEST(example_staff_by_id_and_token)
     ck_assert_int_eq(eng->shifts[1].from, 22 * 60);
     ck_assert_int_eq(eng->shifts[1].to, 6 * 60);
     ck_assert_int_eq(eng->shifts[1].days, (1u << CW_MON) | (1u << CW_TUE) | (1u << CW_WED));
-    ck_assert_int_eq(cw_chain_group(example)->nstaff, 6);
+    ck_assert_int_eq(cw_chain_group(example)->nstaff, 7);
     ck_assert_str_eq(cw_chain_department(example, "HQ-cc")->name_en, "Group 400 call centre");
-    ck_assert_int_eq(cw_chain_role_count(example), 14);
+    ck_assert_int_eq(cw_chain_role_count(example), 15);
     ck_assert_str_eq(cw_chain_role(example, "duty_manager")->name, "值班经理");
+}
+END_TEST
+
+/* Who sees which site, and which actions a role allows. */
+START_TEST(example_visibility_and_actions)
+{
+    const struct cw_site *sh01 = cw_chain_site(example, "SH01"), *sh02 = cw_chain_site(example, "SH02"),
+                         *hz01 = cw_chain_site(example, "HZ01");
+    const struct cw_staff *desk = cw_chain_staff(example, "SH01-S001"),
+                          *head = cw_chain_staff(example, "HQ-S001"),
+                          *region = cw_chain_staff(example, "HQ-S020"),
+                          *guard = cw_chain_staff(example, "SH01-S021"),
+                          *auditor = cw_chain_staff(example, "HQ-S002");
+    ck_assert(cw_staff_sees_site(desk, sh01));
+    ck_assert(!cw_staff_sees_site(desk, sh02));
+    ck_assert(cw_staff_sees_site(head, sh01) && cw_staff_sees_site(head, hz01));
+    ck_assert_int_eq(region->nsites, 2);
+    ck_assert(cw_staff_sees_site(region, sh01) && cw_staff_sees_site(region, sh02));
+    ck_assert(!cw_staff_sees_site(region, hz01));
+    ck_assert(!cw_staff_sees_site(NULL, sh01) && !cw_staff_sees_site(desk, NULL));
+    /* no actions listed: every action; a listed role: only those */
+    for (int a = CASEWIRE__V1__CASE_ACTION__CASE_ACTION_ACKNOWLEDGE;
+         a <= CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY; a++)
+        ck_assert(cw_staff_may(desk, a));
+    ck_assert(cw_staff_may(guard, CASEWIRE__V1__CASE_ACTION__CASE_ACTION_RESOLVE));
+    ck_assert(!cw_staff_may(guard, CASEWIRE__V1__CASE_ACTION__CASE_ACTION_CLOSE));
+    ck_assert(!cw_staff_may(guard, CASEWIRE__V1__CASE_ACTION__CASE_ACTION_FOLLOWUP));
+    ck_assert(cw_staff_may(auditor, CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE));
+    ck_assert(!cw_staff_may(auditor, CASEWIRE__V1__CASE_ACTION__CASE_ACTION_ACKNOWLEDGE));
+    ck_assert(!cw_staff_may(desk, 0) && !cw_staff_may(desk, 40));
+    ck_assert_uint_eq(cw_chain_role(example, "auditor")->actions,
+                      1u << CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE);
 }
 END_TEST
 
@@ -379,6 +411,10 @@ static const struct broken {
      "duplicate template \"case_received\" (first at line 28)"},
     {"template_override_only", 28, "sms_templates[0]",
      "template \"case_received\" for site T01 has no chain-wide template to override"},
+    {"role_action_unknown", 5, "roles[2].actions[1]", "unknown action \"escalate\" (one of: "},
+    {"site_staff_sites", 21, "sites[0].staff[1].sites",
+     "only group staff list sites: a site's staff see their own site"},
+    {"group_staff_unknown_site", 10, "group.staff[0].sites[1]", "unknown site \"T02\""},
 };
 
 START_TEST(broken_file_is_refused_with_where_and_why)
@@ -488,6 +524,7 @@ int main(void)
     tcase_add_test(ex, example_loads_without_problems);
     tcase_add_test(ex, example_sites_and_calendars);
     tcase_add_test(ex, example_staff_by_id_and_token);
+    tcase_add_test(ex, example_visibility_and_actions);
     tcase_add_test(ex, example_tenants_by_key);
     tcase_add_test(ex, example_ladders);
     tcase_add_test(ex, example_templates_override_by_site_and_language);

@@ -40,6 +40,7 @@ START_TEST(every_value_round_trips)
         {CW_VOCAB_CHANNEL, 11, 1},  {CW_VOCAB_CASE_TYPE, 5, 1},  {CW_VOCAB_CATEGORY, 11, 1},
         {CW_VOCAB_URGENCY, 3, 1},   {CW_VOCAB_VALIDITY, 2, 1},   {CW_VOCAB_CLOCK, 6, 1},
         {CW_VOCAB_SITE_KIND, 3, 1}, {CW_VOCAB_DEPT_KIND, 15, 1}, {CW_VOCAB_WEEKDAY, 7, 0},
+        {CW_VOCAB_ACTION, 8, 1},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         int n = 0;
