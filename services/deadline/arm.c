@@ -1,4 +1,5 @@
-/* Arming: case events into the timer store (see worker.h). */
+/* Arming: case events into the timer store, then the clocks into the case record (see
+ * worker.h). */
 #include "worker.h"
 
 struct job {
@@ -6,10 +7,12 @@ struct job {
     cw_kmsg *msg;
     cw_envelope *env;
     struct job *prev, *next;
-    struct job *after; /* the next record of the same case, waiting for this one */
-    bool waiting;      /* in some job's `after` chain, not started */
-    bool reading;      /* the current step reads the facts (else it applies) */
-    bool facts_loaded; /* facts holds the case's facts: a retried apply plans with them too */
+    struct job *after;  /* the next record of the same case, waiting for this one */
+    bool waiting;       /* in some job's `after` chain, not started */
+    bool reading;       /* the current step reads the facts (else it applies) */
+    bool facts_loaded;  /* facts holds the case's facts: a retried apply plans with them too */
+    bool applied;       /* the apply answered ok or dup: only the case record is left to write */
+    int64_t stopped_ms; /* when the stops occurred, for the case record (kept for a retry) */
     int attempts, error_replies;
     struct event *retry;
     struct dl_facts facts;
@@ -85,6 +88,43 @@ static void job_skip(struct job *j, const char *why)
     job_done(j);
 }
 
+static void recorded(void *arg, const redisReply *r, const char *err)
+{
+    struct job *j = arg;
+    if (j->w->closing) return;
+    if (err) {
+        job_retry(j, err);
+        return;
+    }
+    if (dl_record_reply(r) < 0) { /* 0: the case has no record, nothing to write */
+        const char *what = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+        cw_error("deadline.record_error", "case_id=%s error=\"%s\"", job_case(j), what);
+        if (++j->error_replies >= MAX_ERROR_REPLIES) {
+            job_skip(j, what);
+            return;
+        }
+        job_retry(j, what);
+        return;
+    }
+    job_done(j);
+}
+
+/* The applied plan's clocks into the case record (record.h): after a dup too, so that a
+ * redelivered event converges the record. The case's events come here in order (see
+ * dl_arm_record): the last one's wins. */
+static void record_clocks(struct job *j)
+{
+    if (!dl_record_moves(&j->plan.change)) {
+        job_done(j);
+        return;
+    }
+    int rc = dl_record_clocks(j->w->record, &j->plan.change, j->stopped_ms, recorded, j);
+    if (rc == CW_REDIS_BAD_COMMAND)
+        job_skip(j, "the case record refuses its case id or clocks");
+    else if (rc != CW_REDIS_OK)
+        job_retry(j, cw_redis_strerror(rc));
+}
+
 static void applied(void *arg, const redisReply *r, const char *err)
 {
     struct job *j = arg;
@@ -105,7 +145,12 @@ static void applied(void *arg, const redisReply *r, const char *err)
         return;
     }
     cw_metric_add(rc == 1 ? j->w->applied : j->w->duplicates, 1);
-    job_done(j);
+    /* A retry from here on writes the case record only: the apply is done. */
+    j->applied = true;
+    j->attempts = j->error_replies = 0;
+    const cw_event_meta *meta = j->env->meta;
+    j->stopped_ms = meta->occurred_ms > 0 ? meta->occurred_ms : cw_now_ms();
+    record_clocks(j);
 }
 
 static void apply_plan(struct job *j, const struct dl_facts *facts)
@@ -143,6 +188,10 @@ static void facts_read(void *arg, const redisReply *r, const char *err)
 static void job_step(struct job *j)
 {
     if (j->w->closing) return;
+    if (j->applied) {
+        record_clocks(j);
+        return;
+    }
     if (!j->reading) {
         apply_plan(j, j->facts_loaded ? &j->facts : NULL);
         return;

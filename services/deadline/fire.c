@@ -12,9 +12,9 @@ struct fire {
     int64_t check_sent; /* monotonic */
     char owner[80];
     struct dl_firing *firing;
-    int deliveries, commit_attempts;
+    int deliveries, commit_attempts, record_attempts;
     bool delivery_failed, committing;
-    struct event *retry;
+    struct event *retry; /* the case record's write, then the commit, tried again */
 };
 
 static void schedule(struct worker *w);
@@ -81,12 +81,17 @@ static void fenced(struct fire *f, struct cw_metric *counter, const char *why)
 }
 
 static void commit(struct fire *f);
+static void record_escalation(struct fire *f);
 
-static void on_commit_retry(evutil_socket_t fd, short what, void *arg)
+static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    commit(arg);
+    struct fire *f = arg;
+    if (f->committing)
+        commit(f);
+    else
+        record_escalation(f);
 }
 
 /* r: the batch's reply, i: this fire's answer in it (r NULL and err set when the run failed). */
@@ -114,7 +119,7 @@ static void committed(struct fire *f, const redisReply *r, size_t i, const char 
         return;
     default:
         if (f->commit_attempts < COMMIT_ATTEMPTS) {
-            if (!f->retry && !(f->retry = evtimer_new(w->base, on_commit_retry, f))) break;
+            if (!f->retry && !(f->retry = evtimer_new(w->base, on_retry, f))) break;
             struct timeval tv = {0, 100000 * f->commit_attempts};
             evtimer_add(f->retry, &tv);
             return;
@@ -200,6 +205,48 @@ static void commit(struct fire *f)
     event_active(w->commit_flush, 0, 0); /* once per loop turn, however many are queued */
 }
 
+/* The case record's write failed (why): tried again a little later, RECORD_ATTEMPTS in all,
+ * as long as half of the lease is left for the commit. */
+static void record_failed(struct fire *f, const char *why)
+{
+    struct worker *w = f->w;
+    if (f->record_attempts < RECORD_ATTEMPTS && cw_mono_ms() - f->check_sent < w->lease_ms / 2 &&
+        (f->retry || (f->retry = evtimer_new(w->base, on_retry, f)))) {
+        struct timeval tv = {0, 100000 * f->record_attempts};
+        evtimer_add(f->retry, &tv);
+        return;
+    }
+    /* The escalation itself happened: Kafka confirmed its DeadlineFired and its tasks, and the
+     * people were told. Only the case record misses it. Committing anyway moves the ladder on;
+     * not committing would fire the timer again after its lease, for the record's sake. */
+    cw_warn("deadline.record_failed",
+            "timer=%s case_no=%s attempts=%d reason=\"%s\" (escalated and committed; the case "
+            "record does not show it)",
+            f->id, f->pl.case_no, f->record_attempts, why);
+    commit(f);
+}
+
+static void escalation_recorded(void *arg, const redisReply *r, const char *err)
+{
+    struct fire *f = arg;
+    if (f->w->closing) return;
+    if (!err && dl_record_reply(r) >= 0) { /* 0: the case has no record, nothing written */
+        commit(f);
+        return;
+    }
+    record_failed(f, err ? err : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+}
+
+/* A breach confirmed by Kafka, before its commit: breached, level and the history entry into
+ * the case record (record.h). A worker killed before the commit fires the timer again later
+ * and writes the same bytes again: nothing changes. */
+static void record_escalation(struct fire *f)
+{
+    f->record_attempts++;
+    int rc = dl_record_escalated(f->w->record, f->id, &f->pl, f->firing, escalation_recorded, f);
+    if (rc != CW_REDIS_OK) record_failed(f, cw_redis_strerror(rc));
+}
+
 static void delivered(void *opaque, int error, const char *errstr)
 {
     struct fire *f = opaque;
@@ -213,7 +260,10 @@ static void delivered(void *opaque, int error, const char *errstr)
         fire_abandon(f, "Kafka did not confirm");
         return;
     }
-    commit(f);
+    if (f->pl.warn_pct == 0)
+        record_escalation(f); /* then the commit */
+    else
+        commit(f); /* warnings write nothing into the case record */
 }
 
 static int produce(struct fire *f, const cw_envelope *env, const char *topic)

@@ -78,7 +78,7 @@ static int setup(struct worker *w, cw_service *svc)
         return -1;
     }
     w->ctx = (struct dl_ctx){w->chain, w->cal};
-    if (!(w->timers = dl_timers_new(w->redis)) ||
+    if (!(w->timers = dl_timers_new(w->redis)) || !(w->record = dl_record_new(w->redis)) ||
         !(w->inspect = dl_inspect_new(w->timers, w->chain)))
         return -1;
     cw_httpd_set_handler(cw_service_httpd(svc), dl_inspect_handle, w->inspect);
@@ -132,6 +132,7 @@ int main(int argc, char **argv)
     dl_fire_free(&w);
     dl_inspect_free(w.inspect); /* its Redis calls were failed and answered above */
     dl_timers_free(w.timers);
+    dl_record_free(w.record);
     cw_calendar_free(w.cal);
     return exit_code;
 }

@@ -4,6 +4,7 @@
  *   arm.c   arming: case events of casewire.cases.v1 into the timer store
  *   fire.c  firing: claims of due timers, their checks, publishes and commits, and the wake-ups
  *   main.c  setup, metrics, shutdown
+ * Both halves also project clocks and escalations into the case record (record.h).
  */
 #ifndef DL_WORKER_H
 #define DL_WORKER_H
@@ -19,6 +20,7 @@
 #include "inspect.h"
 #include "log.h"
 #include "metrics.h"
+#include "record.h"
 #include "redis.h"
 #include "service.h"
 #include "timers.h"
@@ -30,6 +32,7 @@
 #define RESYNC_MS 30000             /* every shard's head read again, in case a wake-up was lost */
 #define RESYNC_UNSUBSCRIBED_MS 1000 /* ... while wake-ups cannot arrive at all */
 #define COMMIT_ATTEMPTS 3
+#define RECORD_ATTEMPTS 3 /* a breach's write into the case record, before committing without */
 /* A shard whose claim just brought timers is claimed again no sooner than this: at thousands
  * of timers a second each claim then takes several (and so does each check and commit run)
  * instead of one, for at most this much lateness. Idle shards are claimed at their due time. */
@@ -46,6 +49,7 @@ struct worker {
     struct dl_ctx ctx;
     cw_redis *redis;
     dl_timers *timers;
+    dl_record *record;   /* what the case record shows of the clocks (record.h) */
     dl_inspect *inspect; /* the operator view on the admin port */
     cw_producer *producer;
     dl_wake *wake;
