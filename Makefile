@@ -140,6 +140,14 @@ $(BUILD)/gen/openapi.c: docs/openapi.json scripts/embed.sh
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) -std=c11 -g $(OPT) -c $< -o $@
 $(BUILD)/bin/casewire-gateway: $(BUILD)/gen/openapi.o
+# The staff console's files likewise (services/gateway/console/: plain HTML, CSS, JavaScript).
+CONSOLE_FILES = $(sort $(wildcard services/gateway/console/*))
+$(BUILD)/gen/console.c: $(CONSOLE_FILES) scripts/embed-console.sh
+	@mkdir -p $(@D)
+	scripts/embed-console.sh $(CONSOLE_FILES) > $@
+$(BUILD)/gen/console.o: $(BUILD)/gen/console.c
+	$(CC) -std=c11 -g $(OPT) -c $< -o $@
+$(BUILD)/bin/casewire-gateway: $(BUILD)/gen/console.o
 
 # The embedded default: Redis, the devbroker and every service, in the foreground.
 run: all

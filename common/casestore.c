@@ -39,8 +39,14 @@ const char cw_case_event_commit_lua[] =
     "  redis.call('SADD', rk, id)\n"
     "  redis.call('EXPIRE', rk, 400 * 86400)\n"
     "end\n"
-    "if ARGV[3] ~= '' then redis.call('HSET', ck, 'followup', ARGV[3])\n"
+    "if ARGV[3] ~= '' then redis.call('HSET', ck, 'followup', ARGV[3], 'followup_ms', ARGV[8])\n"
     "elseif ARGV[2] == 'reopen' then redis.call('HDEL', ck, 'followup') end\n"
+    /* when things first (or last) happened, for the reports' times and the console */
+    "local a = ARGV[2]\n"
+    "if a == 'acknowledge' then redis.call('HSETNX', ck, 'acked_ms', ARGV[8])\n"
+    "elseif a == 'reply' then redis.call('HSETNX', ck, 'replied_ms', ARGV[8])\n"
+    "elseif a == 'resolve' then redis.call('HSET', ck, 'resolved_ms', ARGV[8])\n"
+    "elseif a == 'close' then redis.call('HSET', ck, 'closed_ms', ARGV[8]) end\n"
     "redis.call('HSET', ck, 'updated_ms', ARGV[4])\n"
     "if KEYS[1] ~= '' then redis.call('HSET', KEYS[1], 'state', 'done', 'response', ARGV[6]) end\n"
     "return 1\n";

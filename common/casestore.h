@@ -13,7 +13,9 @@
  * must have, else nothing is written and the reply is -1; with it, a commit whose history entry
  * is in already writes nothing again and replies 1 (a retry must not undo what happened
  * since). Keeps the
- * router's indexes: the site's cases by status, the owner's open cases and open load. The history
+ * router's indexes: the site's cases by status, the owner's open cases and open load, and the
+ * times the reports measure: acked_ms and replied_ms (the first), resolved_ms, closed_ms and
+ * followup_ms (the latest), each the entry's time (ARGV 8). The history
  * is a sorted set of entries that name their event: a retried commit adds nothing. Reply 1, or 0:
  * no such case. */
 extern const char cw_case_event_commit_lua[];

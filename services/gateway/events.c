@@ -96,6 +96,8 @@ static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
             tenant ? "acknowledge, note, reply, resolve"
                    : "acknowledge, note, reply, resolve, reassign, reopen, followup, close");
     int a = ev->def->action;
+    if (r->client == GW_STAFF && !cw_staff_may(r->staff, a))
+        return gw_fail(e, "forbidden", "action", "your roles do not allow %s", ev->def->name);
     if (gw_get_string(b, "note", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_NOTE,
                       &ev->note, e) != 0 ||
         gw_get_string(b, "reply", "", 4000, a == CASEWIRE__V1__CASE_ACTION__CASE_ACTION_REPLY,
@@ -300,7 +302,16 @@ static void start(struct gw_req *r, struct ev *ev)
     snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
     snprintf(lease, sizeof lease, "%lld", r->gw->reply_timeout_ms + 1000);
     snprintf(ttl, sizeof ttl, "%d", 24 * 3600);
-    const char *site = r->client == GW_STAFF && r->staff->site ? r->staff->site->id : "";
+    /* the sites a staff member acts on (",SH01,"; "" every site), checked in the script; a
+     * site id is at most 8 characters */
+    size_t nsites = r->client == GW_STAFF && !r->staff->site ? r->staff->nsites : 1;
+    char *site = malloc(2 + 9 * nsites);
+    if (!site) {
+        gw_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    site[0] = '\0';
+    if (r->client == GW_STAFF) gw_visible_sites(r->staff, site, 2 + 9 * nsites);
     const char *tenant = r->client == GW_TENANT ? r->tenant->id : "";
     const char *argv[] = {r->idem_key,
                           r->body_sha,
@@ -315,6 +326,7 @@ static void start(struct gw_req *r, struct ev *ev)
                           ev->outcome_name ? ev->outcome_name : "",
                           actor_kind_name(ev->actor_kind)};
     int rc = gw_store_run(r, GW_S_EVENT, 1, 12, argv, begun);
+    free(site);
     if (rc != 0)
         gw_error_retry(r, 503, "unavailable",
                        "case store unavailable; retry with the same Idempotency-Key", 2);
@@ -339,7 +351,7 @@ void gw_case_event(struct gw_req *r)
     if (!ev) return;
     struct gw_verr e = {0};
     if (validate(r, ev, &e) != 0) {
-        gw_error(r, 422, e.code, e.message, e.field);
+        gw_error(r, strcmp(e.code, "forbidden") ? 422 : 403, e.code, e.message, e.field);
         return;
     }
     ev->actor_kind = r->client == GW_TENANT ? CASEWIRE__V1__ACTOR_KIND__ACTOR_KIND_TENANT

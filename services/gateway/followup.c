@@ -25,12 +25,6 @@
 
 #define CLAIM_LEASE_MS (10 * 60 * 1000) /* an agent's call and its note */
 
-/* Whether staff s works the follow-up of site: its callback department, or its own staff. */
-static bool may_follow_up(const struct cw_staff *s, const struct cw_site *site)
-{
-    return s->site == site || (s->department && s->department == site->callback_department);
-}
-
 /* The site of ?site=, or the caller's own; NULL having answered. */
 static const struct cw_site *site_of(struct gw_req *r, struct evkeyvalq *q)
 {
@@ -42,14 +36,14 @@ static const struct cw_site *site_of(struct gw_req *r, struct evkeyvalq *q)
         site = r->staff->site;
     } else { /* group staff: the first site whose callbacks are their department's */
         for (size_t i = 0; !site && i < cw_chain_site_count(r->gw->chain); i++)
-            if (may_follow_up(r->staff, cw_chain_site_at(r->gw->chain, i)))
+            if (gw_may_follow_up(r->staff, cw_chain_site_at(r->gw->chain, i)))
                 site = cw_chain_site_at(r->gw->chain, i);
         if (!site) {
             gw_error(r, 400, "validation_failed", "give the site: ?site=SH01", "site");
             return NULL;
         }
     }
-    if (!site || !may_follow_up(r->staff, site)) {
+    if (!site || !gw_may_follow_up(r->staff, site)) {
         gw_error(r, 404, "not_found", "no such site among yours", "site");
         return NULL;
     }
@@ -182,7 +176,7 @@ void gw_callback_claim(struct gw_req *r)
     strcpy(sites, ",");
     for (size_t i = 0; i < cw_chain_site_count(chain); i++) {
         const struct cw_site *s = cw_chain_site_at(chain, i);
-        if (!may_follow_up(r->staff, s)) continue;
+        if (!gw_may_follow_up(r->staff, s)) continue;
         len += (size_t)snprintf(sites + len, cap - len, "%s,", s->id);
     }
     char lease[16];

@@ -11,6 +11,9 @@
  *   ratelimit.c token buckets per client IP, phone number and tenant
  *   followup.c  the call-centre queue, claims and the follow-up report
  *   sms.c       SMS delivery receipts, customers' replies, opt-outs
+ *   staff.c     who a staff token is (/v1/me), the console's list of a site's cases
+ *   reports.c   today at a glance; daily, weekly and monthly reports (JSON and CSV)
+ *   console.c   the staff console's files, built into the binary
  *
  * Every write follows the same path: validate, reserve in Redis (idempotency record, case
  * number), produce to Kafka, and only when Kafka's delivery report confirms, commit in Redis
@@ -58,6 +61,14 @@ enum gw_route {
     GW_SMS_RECEIPTS,    /* POST /v1/sms/receipts: the provider's, signed */
     GW_SMS_REPLIES,     /* POST /v1/sms/replies: the provider's, signed */
     GW_SMS_OPTOUTS,     /* POST /v1/sms/opt-outs: staff */
+    GW_ME,              /* GET /v1/me: who the staff token is */
+    GW_DIRECTORY,       /* GET /v1/directory: a site's departments, staff, tenants */
+    GW_CASES_LIST,      /* GET /v1/cases: a site's cases with their clocks (staff) */
+    GW_REPORT_TODAY,    /* GET /v1/reports/today */
+    GW_REPORT_DAILY,    /* GET /v1/reports/daily, weekly, monthly: in this order */
+    GW_REPORT_WEEKLY,
+    GW_REPORT_MONTHLY,
+    GW_CONSOLE, /* GET /console/...: the staff console's files */
     GW_OTHER,
     GW_ROUTE__COUNT
 };
@@ -78,6 +89,11 @@ enum gw_script {
     GW_S_SMS_RECEIPTS,
     GW_S_SMS_OPTOUT,
     GW_S_SMS_REPLY_CODE,
+    GW_S_CASES_LIST,
+    GW_S_REPORT_IDS,
+    GW_S_REPORT_ROWS,
+    GW_S_REPORT_FOLLOWUP,
+    GW_S_REPORT_OPEN,
     GW_S__COUNT
 };
 
@@ -111,7 +127,8 @@ struct gw_req {
     struct evhttp_request *req; /* NULL once answered */
     enum gw_route route;
     int64_t t0_mono_us;
-    int refs; /* the HTTP side, plus one per callback still to come */
+    int refs;             /* the HTTP side, plus one per callback still to come */
+    long long timeout_ms; /* the answer's deadline: 0 for the reply timeout */
     struct event *deadline;
     char request_id[CW_ULID_LEN + 1];
     char client_ip[64];
@@ -138,6 +155,10 @@ bool gw_req_open(const struct gw_req *r); /* still waiting for its answer */
 /* Each answers (if not answered yet) and releases the HTTP side's reference. body is stolen. */
 void gw_reply(struct gw_req *r, int status, json_t *body);
 void gw_reply_raw(struct gw_req *r, int status, const char *json, size_t len);
+/* The same with another Content-Type (CSV, HTML...), and an optional Content-Disposition
+ * (NULL: none); sent byte for byte. */
+void gw_reply_typed(struct gw_req *r, int status, const char *content_type, const char *disposition,
+                    const char *data, size_t len);
 void gw_error(struct gw_req *r, int status, const char *code, const char *message,
               const char *field);
 void gw_error_retry(struct gw_req *r, int status, const char *code, const char *message,
@@ -210,6 +231,21 @@ void gw_followup_report(struct gw_req *r, const char *query);
 void gw_sms_receipts(struct gw_req *r);
 void gw_sms_replies(struct gw_req *r);
 void gw_sms_optouts(struct gw_req *r);
+
+/* staff.c: who a token is, a site's cases; who sees and does what */
+void gw_me(struct gw_req *r);
+void gw_cases_list(struct gw_req *r, const char *query);
+void gw_directory(struct gw_req *r, const char *query);
+/* Whether staff s works the follow-up of site: its callback department, or its own staff. */
+bool gw_may_follow_up(const struct cw_staff *s, const struct cw_site *site);
+/* The sites s sees as ",SH01,SH02," into buf ("" and 0: every site); returns how many. */
+size_t gw_visible_sites(const struct cw_staff *s, char *buf, size_t len);
+/* reports.c */
+void gw_report_today(struct gw_req *r, const char *query);
+void gw_report_period(struct gw_req *r, const char *query); /* the route says which */
+/* console.c: answers GET /console/... (and / redirects there); false when path is not its */
+bool gw_console_path(const char *path);
+void gw_console_serve(struct gw_req *r, const char *path);
 
 /* ---- main.c helpers used by the endpoints ---- */
 /* Parses the body into r->body (an object) and its hash; answers 4xx and returns -1 if not. */

@@ -483,8 +483,8 @@ void gw_intake(struct gw_req *r)
                      NULL);
             return;
         }
-        if (r->staff && r->staff->site && r->staff->site != in->site) {
-            gw_error(r, 403, "forbidden", "staff record cases for their own site only", "site");
+        if (r->staff && !cw_staff_sees_site(r->staff, in->site)) {
+            gw_error(r, 403, "forbidden", "staff record cases for their own sites only", "site");
             return;
         }
         if (!staff_channel(in->channel) && in->phone[0] && gw_rate_check(r, 1, in->phone) != 0)

@@ -127,7 +127,21 @@ static struct route_match match(const char *path, enum evhttp_cmd_type m, char *
     char seg[96], tail[32];
     id[0] = '\0';
     if (strcmp(path, "/v1/cases") == 0)
-        return (struct route_match){post ? GW_CASES_POST : GW_OTHER, "POST"};
+        return (struct route_match){post  ? GW_CASES_POST
+                                    : get ? GW_CASES_LIST
+                                          : GW_OTHER,
+                                    "GET, POST"};
+    if (strcmp(path, "/v1/me") == 0) return (struct route_match){get ? GW_ME : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/directory") == 0)
+        return (struct route_match){get ? GW_DIRECTORY : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/reports/today") == 0)
+        return (struct route_match){get ? GW_REPORT_TODAY : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/reports/daily") == 0)
+        return (struct route_match){get ? GW_REPORT_DAILY : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/reports/weekly") == 0)
+        return (struct route_match){get ? GW_REPORT_WEEKLY : GW_OTHER, "GET"};
+    if (strcmp(path, "/v1/reports/monthly") == 0)
+        return (struct route_match){get ? GW_REPORT_MONTHLY : GW_OTHER, "GET"};
     if (strcmp(path, "/v1/sites") == 0)
         return (struct route_match){get ? GW_SITES : GW_OTHER, "GET"};
     if (strcmp(path, "/v1/openapi.json") == 0)
@@ -242,6 +256,7 @@ static void handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     char id[96];
     struct route_match rm = match(path ? path : "", method, id, sizeof id);
+    if (rm.route == GW_OTHER && path && gw_console_path(path)) rm.route = GW_CONSOLE;
     struct gw_req *r = gw_req_new(gw, req, rm.route);
     if (!r) {
         evhttp_send_error(req, 503, "out of memory");
@@ -275,6 +290,15 @@ static void handle(struct evhttp_request *req, void *arg)
         gw_reply_raw(r, 200, (const char *)cw_openapi_json, cw_openapi_json_len);
         return;
     }
+    if (rm.route == GW_CONSOLE) { /* static files: the console signs in through the API */
+        if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+            gw_error(r, 405, "method_not_allowed", "this endpoint answers GET", NULL);
+        } else {
+            gw_console_serve(r, path);
+        }
+        return;
+    }
 
     /* The same path answers the customer's status check and, with a staff token, the staff
      * member's read of the whole record. */
@@ -289,7 +313,10 @@ static void handle(struct evhttp_request *req, void *arg)
                 rm.route == GW_SMS_OPTOUTS;
     bool needs_credential = tenant_route || rm.route == GW_CASE_EVENTS || rm.route == GW_CASE_GET ||
                             rm.route == GW_CALLBACKS_LIST || rm.route == GW_CALLBACK_CLAIM ||
-                            rm.route == GW_FOLLOWUP_REPORT || rm.route == GW_SMS_OPTOUTS;
+                            rm.route == GW_FOLLOWUP_REPORT || rm.route == GW_SMS_OPTOUTS ||
+                            rm.route == GW_ME || rm.route == GW_DIRECTORY ||
+                            rm.route == GW_CASES_LIST ||
+                            (rm.route >= GW_REPORT_TODAY && rm.route <= GW_REPORT_MONTHLY);
     if (rm.route != GW_CASE_STATUS && !provider &&
         authenticate(r, tenant_route, needs_credential) != 0)
         return;
@@ -302,6 +329,8 @@ static void handle(struct evhttp_request *req, void *arg)
     const char *wid =
         provider ? evhttp_find_header(evhttp_request_get_input_headers(req), "webhook-id") : NULL;
     if (wid && !r->idem_key[0] && *wid && strlen(wid) <= 128) gw_store_idem_key(r, wid);
+    /* reports read many cases: they get longer than a write's reply timeout */
+    if (rm.route >= GW_REPORT_TODAY && rm.route <= GW_REPORT_MONTHLY) r->timeout_ms = 60000;
     if (gw_req_arm(r) != 0) {
         gw_error(r, 503, "unavailable", "out of memory", NULL);
         return;
@@ -331,6 +360,13 @@ static void handle(struct evhttp_request *req, void *arg)
     case GW_SMS_RECEIPTS: gw_sms_receipts(r); break;
     case GW_SMS_REPLIES: gw_sms_replies(r); break;
     case GW_SMS_OPTOUTS: gw_sms_optouts(r); break;
+    case GW_ME: gw_me(r); break;
+    case GW_DIRECTORY: gw_directory(r, evhttp_uri_get_query(uri)); break;
+    case GW_CASES_LIST: gw_cases_list(r, evhttp_uri_get_query(uri)); break;
+    case GW_REPORT_TODAY: gw_report_today(r, evhttp_uri_get_query(uri)); break;
+    case GW_REPORT_DAILY:
+    case GW_REPORT_WEEKLY:
+    case GW_REPORT_MONTHLY: gw_report_period(r, evhttp_uri_get_query(uri)); break;
     default: gw_error(r, 404, "not_found", "no such endpoint", NULL); break;
     }
 }

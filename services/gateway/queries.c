@@ -266,6 +266,38 @@ static void add_local_time(struct gw *gw, json_t *obj, const char *ms_key, const
     json_object_set_new(obj, key, json_string(buf));
 }
 
+/* "due:handoff" = ms into clock_state.handoff.due (and due_ms); stopped_at, breached_at;
+ * level as a number. */
+static void add_clock_mark(struct gw *gw, json_t *state, const char *field, const char *v,
+                           const struct cw_site *site)
+{
+    const char *colon = strchr(field, ':');
+    char mark[16];
+    size_t n = (size_t)(colon - field);
+    if (n >= sizeof mark || !colon[1] || !*v) return;
+    memcpy(mark, field, n);
+    mark[n] = '\0';
+    json_t *c = json_object_get(state, colon + 1);
+    if (!c) {
+        c = json_object();
+        json_object_set_new(state, colon + 1, c);
+    }
+    long long x = strtoll(v, NULL, 10);
+    if (!strcmp(mark, "level")) {
+        json_object_set_new(c, "level", json_integer(x));
+        return;
+    }
+    const char *key = !strcmp(mark, "due")        ? "due"
+                      : !strcmp(mark, "stopped")  ? "stopped_at"
+                      : !strcmp(mark, "breached") ? "breached_at"
+                                                  : NULL;
+    if (!key) return;
+    char buf[48];
+    gw_format_time(gw, site, x, buf, sizeof buf);
+    json_object_set_new(c, key, json_string(buf));
+    if (!strcmp(mark, "due")) json_object_set_new(c, "due_ms", json_integer(x));
+}
+
 static void staff_got(struct gw_req *r, const redisReply *reply, const char *err)
 {
     if (err) {
@@ -293,7 +325,7 @@ static void staff_got(struct gw_req *r, const redisReply *reply, const char *err
     }
     /* Not confirmed yet, or another site's (unless the reader is the group's): the same 404. */
     const struct cw_site *site = cw_chain_site(r->gw->chain, site_id);
-    if (!site || strcmp(status, "pending") == 0 || (r->staff->site && r->staff->site != site)) {
+    if (!site || strcmp(status, "pending") == 0 || !cw_staff_sees_site(r->staff, site)) {
         gw_error(r, 404, "not_found", "no such case", NULL);
         return;
     }
@@ -305,10 +337,13 @@ static void staff_got(struct gw_req *r, const redisReply *reply, const char *err
         o = json_object();
     }
     json_object_set_new(o, "case_id", json_string(gw_reply_str(reply, 0)));
-    static const char *const times[][2] = {{"created_ms", "received_at"},
-                                           {"reply_by_ms", "reply_by"},
-                                           {"updated_ms", "updated_at"},
-                                           {"routed_ms", "routed_at"}};
+    static const char *const times[][2] = {
+        {"created_ms", "received_at"},    {"reply_by_ms", "reply_by"},
+        {"updated_ms", "updated_at"},     {"routed_ms", "routed_at"},
+        {"acked_ms", "acknowledged_at"},  {"replied_ms", "replied_at"},
+        {"resolved_ms", "resolved_at"},   {"closed_ms", "closed_at"},
+        {"followup_ms", "followed_up_at"}};
+    json_t *clock_state = json_object();
     for (size_t i = 1; i + 1 < hist; i += 2) {
         const char *k = gw_reply_str(reply, i), *v = gw_reply_str(reply, i + 1);
         bool done = false;
@@ -317,12 +352,18 @@ static void staff_got(struct gw_req *r, const redisReply *reply, const char *err
                 set_time(r->gw, o, times[t][1], site, v);
                 done = true;
             }
-        /* internal: the phone check value, the tenant's masked view, the record itself */
+        if (!done && strchr(k, ':')) { /* the deadline worker's marks: due:handoff ... */
+            add_clock_mark(r->gw, clock_state, k, v, site);
+            continue;
+        }
+        /* internal: the phone check value, the tenant's masked view, the record itself, the
+         * list's summary of the text */
         if (done || !*v || strcmp(k, "phone_check") == 0 || strcmp(k, "view") == 0 ||
-            strcmp(k, "record") == 0)
+            strcmp(k, "record") == 0 || strcmp(k, "summary") == 0)
             continue;
         json_object_set_new(o, k, json_string(v));
     }
+    json_object_set_new(o, "clock_state", clock_state);
     json_t *clocks = json_object_get(o, "clocks");
     size_t i;
     json_t *c;

@@ -34,6 +34,14 @@ static const char *const route_names[GW_ROUTE__COUNT] = {
     [GW_SMS_RECEIPTS] = "POST /v1/sms/receipts",
     [GW_SMS_REPLIES] = "POST /v1/sms/replies",
     [GW_SMS_OPTOUTS] = "POST /v1/sms/opt-outs",
+    [GW_ME] = "GET /v1/me",
+    [GW_DIRECTORY] = "GET /v1/directory",
+    [GW_CASES_LIST] = "GET /v1/cases",
+    [GW_REPORT_TODAY] = "GET /v1/reports/today",
+    [GW_REPORT_DAILY] = "GET /v1/reports/daily",
+    [GW_REPORT_WEEKLY] = "GET /v1/reports/weekly",
+    [GW_REPORT_MONTHLY] = "GET /v1/reports/monthly",
+    [GW_CONSOLE] = "console",
     [GW_OTHER] = "other",
 };
 
@@ -49,11 +57,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct gw_req *r = arg;
     if (!gw_req_open(r)) return;
-    cw_metric_add(r->gw->unconfirmed, 1);
+    long long ms = r->timeout_ms ? r->timeout_ms : r->gw->reply_timeout_ms;
     cw_warn("http.reply_timeout", "request_id=%s route=\"%s\" timeout_ms=%lld", r->request_id,
-            route_names[r->route], r->gw->reply_timeout_ms);
-    gw_error_retry(r, 503, "unavailable",
-                   "the write was not confirmed in time; retry with the same Idempotency-Key", 2);
+            route_names[r->route], ms);
+    if (r->body) { /* a write */
+        cw_metric_add(r->gw->unconfirmed, 1);
+        gw_error_retry(r, 503, "unavailable",
+                       "the write was not confirmed in time; retry with the same Idempotency-Key",
+                       2);
+    } else {
+        gw_error_retry(r, 503, "unavailable", "the answer took too long; retry", 5);
+    }
 }
 
 struct gw_req *gw_req_new(struct gw *gw, struct evhttp_request *req, enum gw_route route)
@@ -75,8 +89,8 @@ int gw_req_arm(struct gw_req *r)
 {
     r->deadline = evtimer_new(r->gw->base, on_deadline, r);
     if (!r->deadline) return -1;
-    struct timeval tv = {(time_t)(r->gw->reply_timeout_ms / 1000),
-                         (suseconds_t)(r->gw->reply_timeout_ms % 1000) * 1000};
+    long long ms = r->timeout_ms ? r->timeout_ms : r->gw->reply_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     return evtimer_add(r->deadline, &tv);
 }
 
@@ -117,7 +131,8 @@ static void count(struct gw_req *r, int status)
         cw_metric_observe(gw->latency[r->route], (double)(mono_us() - r->t0_mono_us) / 1e6);
 }
 
-void gw_reply_raw(struct gw_req *r, int status, const char *json, size_t len)
+static void send_answer(struct gw_req *r, int status, const char *content_type,
+                        const char *disposition, const char *data, size_t len, bool newline)
 {
     if (!r->req) return;
     struct evhttp_request *req = r->req;
@@ -126,18 +141,31 @@ void gw_reply_raw(struct gw_req *r, int status, const char *json, size_t len)
     if (r->deadline) evtimer_del(r->deadline);
     count(r, status);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+    evhttp_add_header(h, "Content-Type", content_type);
+    if (disposition) evhttp_add_header(h, "Content-Disposition", disposition);
     evhttp_add_header(h, "X-Request-Id", r->request_id);
     struct evbuffer *b = evbuffer_new();
     if (b) {
-        evbuffer_add(b, json, len);
-        /* one answer per line for people reading with curl; documents that end in a newline
-         * (the OpenAPI file) are sent byte for byte */
-        if (len == 0 || json[len - 1] != '\n') evbuffer_add(b, "\n", 1);
+        evbuffer_add(b, data, len);
+        if (newline) evbuffer_add(b, "\n", 1);
     }
     evhttp_send_reply(req, status, NULL, b);
     if (b) evbuffer_free(b);
     gw_req_release(r);
+}
+
+void gw_reply_raw(struct gw_req *r, int status, const char *json, size_t len)
+{
+    /* one answer per line for people reading with curl; documents that end in a newline
+     * (the OpenAPI file) are sent byte for byte */
+    send_answer(r, status, "application/json; charset=utf-8", NULL, json, len,
+                len == 0 || json[len - 1] != '\n');
+}
+
+void gw_reply_typed(struct gw_req *r, int status, const char *content_type, const char *disposition,
+                    const char *data, size_t len)
+{
+    send_answer(r, status, content_type, disposition, data, len, false);
 }
 
 void gw_reply(struct gw_req *r, int status, json_t *body)

@@ -94,10 +94,10 @@ static const char release_lua[] =
     "return 1\n";
 
 /* KEYS: idem ('' none). ARGV: 1 body sha, 2 now, 3 lease ms, 4 ttl s, 5 case id or number,
- * 6 site the caller may act on ('' any), 7 tenant the caller is ('' not a tenant), 8 action,
- * 9 new event id, 10 outcome, 11 actor kind (staff, tenant, customer). Returns {'new'|'retry',
- * "case_id event_id case_no site tenant status"}, {'done', response}, {'not_found'}, {'invalid',
- * status}, {'conflict'}, {'busy'}. */
+ * 6 the sites the caller may act on (",SH01,SH02,"; '' any), 7 tenant the caller is ('' not a
+ * tenant), 8 action, 9 new event id, 10 outcome, 11 actor kind (staff, tenant, customer). Returns
+ * {'new'|'retry', "case_id event_id case_no site tenant status"}, {'done', response},
+ * {'not_found'}, {'invalid', status}, {'conflict'}, {'busy'}. */
 static const char event_lua[] = IDEM_PRELUDE
     "local id = ARGV[5]\n"
     "if string.find(id, '-', 1, true) then\n"
@@ -109,7 +109,8 @@ static const char event_lua[] = IDEM_PRELUDE
     "local st = r[1]\n"
     "if not st or st == 'pending' then return {'not_found'} end\n"
     "if ARGV[7] ~= '' and r[3] ~= ARGV[7] then return {'not_found'} end\n"
-    "if ARGV[6] ~= '' and r[2] ~= ARGV[6] then return {'not_found'} end\n"
+    "if ARGV[6] ~= '' and not string.find(ARGV[6], ',' .. r[2] .. ',', 1, true) then return "
+    "{'not_found'} end\n"
     "local a = ARGV[8]\n"
     "local open = st ~= 'closed'\n"
     "local ok = false\n"
@@ -291,6 +292,141 @@ static const char sms_optout_lua[] =
 /* KEYS: cw:cb:reply:<phone hash>:<code>. Returns the case id waiting for it, or nil. */
 static const char sms_reply_code_lua[] = "return redis.call('GET', KEYS[1])\n";
 
+/* ---- the console's lists and the reports (staff.c, reports.c) ---- */
+
+/* The fields the console's list and the reports read of a case, in this order, then for each
+ * clock (handoff, tenant_trading, reply, feedback, resolution, followup) what the deadline
+ * worker keeps there. */
+#define CASE_CLOCK_FIELDS(kind)                                                                    \
+    "  for _, c in ipairs({'handoff', 'tenant_trading', 'reply', 'feedback', 'resolution', "       \
+    "'followup'}) do\n"                                                                            \
+    "    for _, k in ipairs(" kind ") do f[#f + 1] = k .. ':' .. c end\n"                          \
+    "  end\n"
+
+/* ARGV: 1 statuses ("a b c"), 2 newest cases read per site and status, 3..7 filters (category,
+ * urgency, department, owner, tenant; '' any), 8.. sites. Returns {truncated 0|1, then per
+ * matching case: id, site, case_no, status, channel, type, category, urgency, validity,
+ * department, owner, tenant, created_ms, summary, repeat_of, followup, acked_ms, resolved_ms,
+ * and per clock due, breached, level}. */
+static const char cases_list_lua[] =
+    "local f = {'site', 'case_no', 'status', 'channel', 'type', 'category', 'urgency', "
+    "'validity', 'department', 'owner', 'tenant', 'created_ms', 'summary', 'repeat_of', "
+    "'followup', 'acked_ms', 'resolved_ms'}\n"
+    "do\n" CASE_CLOCK_FIELDS(
+        "{'due', 'breached', 'level'}") "end\n"
+                                        "local want = {[6] = ARGV[3], [7] = ARGV[4], [9] = "
+                                        "ARGV[5], [10] = ARGV[6], [11] = ARGV[7]}\n"
+                                        "local scan = tonumber(ARGV[2])\n"
+                                        "local out = {0}\n"
+                                        "for i = 8, #ARGV do\n"
+                                        "  for st in string.gmatch(ARGV[1], '%S+') do\n"
+                                        "    local key = 'cw:idx:site:' .. ARGV[i] .. ':' .. st\n"
+                                        "    local ids = redis.call('ZREVRANGE', key, 0, scan - "
+                                        "1)\n"
+                                        "    if #ids == scan and redis.call('ZCARD', key) > scan "
+                                        "then out[1] = 1 end\n"
+                                        "    for _, id in ipairs(ids) do\n"
+                                        "      local v = redis.call('HMGET', 'cw:case:' .. id, "
+                                        "unpack(f))\n"
+                                        "      local ok = true\n"
+                                        "      for k, w in pairs(want) do if w ~= '' and v[k] ~= w "
+                                        "then ok = false end end\n"
+                                        "      if ok then\n"
+                                        "        out[#out + 1] = id\n"
+                                        "        for k = 1, #f do out[#out + 1] = v[k] or '' end\n"
+                                        "      end\n"
+                                        "    end\n"
+                                        "  end\n"
+                                        "end\n"
+                                        "return out\n";
+
+/* ARGV: 1 site, 2 from ms, 3 to ms (not included), 4 at most this many. The cases the site
+ * received in [from, to), whatever their status now: {over 0|1, ids...}. */
+static const char report_ids_lua[] =
+    "local out, max = {0}, tonumber(ARGV[4])\n"
+    "for _, st in ipairs({'received', 'assigned', 'acknowledged', 'reopened', 'resolved', "
+    "'closed'}) do\n"
+    "  local ids = redis.call('ZRANGEBYSCORE', 'cw:idx:site:' .. ARGV[1] .. ':' .. st, ARGV[2], "
+    "'(' .. ARGV[3], 'LIMIT', 0, max + 2 - #out)\n"
+    "  for _, id in ipairs(ids) do out[#out + 1] = id end\n"
+    "  if #out - 1 > max then out[1] = 1 return out end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: case ids. Per case: site, status, channel, type, category, urgency, validity,
+ * department, created_ms, acked_ms, replied_ms, resolved_ms, closed_ms, followup, repeat_of,
+ * cause, then per clock due, stopped, breached ('' when absent). */
+static const char report_rows_lua[] =
+    "local f = {'site', 'status', 'channel', 'type', 'category', 'urgency', 'validity', "
+    "'department', 'created_ms', 'acked_ms', 'replied_ms', 'resolved_ms', 'closed_ms', "
+    "'followup', 'repeat_of', 'cause'}\n"
+    "do\n" CASE_CLOCK_FIELDS(
+        "{'due', 'stopped', 'breached'}") "end\n"
+                                          "local out = {}\n"
+                                          "for _, id in ipairs(ARGV) do\n"
+                                          "  local v = redis.call('HMGET', 'cw:case:' .. id, "
+                                          "unpack(f))\n"
+                                          "  for k = 1, #f do out[#out + 1] = v[k] or '' end\n"
+                                          "end\n"
+                                          "return out\n";
+
+/* ARGV: 1 site, 2.. days (yyyymmdd). Per day, of the cases resolved that day (the gateway's
+ * cw:resolved sets, as for the follow-up report): resolved, with a callback task, followed up
+ * (done or ended unreachable), waiting, without a task, ended unreachable, then of those
+ * followed up the customer's answer: satisfied, not satisfied. Then the case numbers of up to
+ * 100 resolved cases without a callback task. */
+static const char report_followup_lua[] =
+    "local out, missing = {}, {}\n"
+    "for i = 2, #ARGV do\n"
+    "  local ids = redis.call('SMEMBERS', 'cw:resolved:' .. ARGV[1] .. ':' .. ARGV[i])\n"
+    "  local c = {#ids, 0, 0, 0, 0, 0, 0, 0}\n"
+    "  for _, id in ipairs(ids) do\n"
+    "    local tid = redis.call('GET', 'cw:cb:case:' .. id)\n"
+    "    local st = tid and redis.call('HGET', 'cw:cb:task:' .. tid, 'state')\n"
+    "    if st then\n"
+    "      c[2] = c[2] + 1\n"
+    "      if st == 'done' or st == 'unreachable' then c[3] = c[3] + 1 end\n"
+    "      if st == 'open' then c[4] = c[4] + 1 end\n"
+    "      if st == 'unreachable' then c[6] = c[6] + 1 end\n"
+    "      if st == 'done' or st == 'unreachable' then\n"
+    "        local fu = redis.call('HGET', 'cw:case:' .. id, 'followup')\n"
+    "        if fu == 'satisfied' then c[7] = c[7] + 1 elseif fu == 'not_satisfied' then "
+    "c[8] = c[8] + 1 end\n"
+    "      end\n"
+    "    else\n"
+    "      c[5] = c[5] + 1\n"
+    "      if #missing < 100 then missing[#missing + 1] = redis.call('HGET', 'cw:case:' .. id, "
+    "'case_no') or id end\n"
+    "    end\n"
+    "  end\n"
+    "  for _, v in ipairs(c) do out[#out + 1] = v end\n"
+    "end\n"
+    "for _, v in ipairs(missing) do out[#out + 1] = v end\n"
+    "return out\n";
+
+/* ARGV: 1 site, 2 now ms, 3 newest cases read per status. The site's open cases now, and of
+ * them those with a running clock past its due time: {open, overdue, truncated 0|1}. */
+static const char report_open_lua[] =
+    "local f = {}\n"
+    "for _, c in ipairs({'handoff', 'tenant_trading', 'reply', 'feedback', 'resolution', "
+    "'followup'}) do f[#f + 1] = 'due:' .. c end\n"
+    "local now, scan = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local open, overdue, cut = 0, 0, 0\n"
+    "for _, st in ipairs({'received', 'assigned', 'acknowledged', 'reopened', 'resolved'}) do\n"
+    "  local key = 'cw:idx:site:' .. ARGV[1] .. ':' .. st\n"
+    "  local n = redis.call('ZCARD', key)\n"
+    "  open = open + n\n"
+    "  if n > scan then cut = 1 end\n"
+    "  for _, id in ipairs(redis.call('ZREVRANGE', key, 0, scan - 1)) do\n"
+    "    local late = false\n"
+    "    for _, d in ipairs(redis.call('HMGET', 'cw:case:' .. id, unpack(f))) do\n"
+    "      if d and tonumber(d) < now then late = true end\n"
+    "    end\n"
+    "    if late then overdue = overdue + 1 end\n"
+    "  end\n"
+    "end\n"
+    "return {open, overdue, cut}\n";
+
 static const char *const sources[GW_S__COUNT] = {
     [GW_S_INTAKE] = intake_lua,
     [GW_S_INTAKE_COMMIT] = intake_commit_lua,
@@ -307,6 +443,11 @@ static const char *const sources[GW_S__COUNT] = {
     [GW_S_SMS_RECEIPTS] = sms_receipts_lua,
     [GW_S_SMS_OPTOUT] = sms_optout_lua,
     [GW_S_SMS_REPLY_CODE] = sms_reply_code_lua,
+    [GW_S_CASES_LIST] = cases_list_lua,
+    [GW_S_REPORT_IDS] = report_ids_lua,
+    [GW_S_REPORT_ROWS] = report_rows_lua,
+    [GW_S_REPORT_FOLLOWUP] = report_followup_lua,
+    [GW_S_REPORT_OPEN] = report_open_lua,
 };
 
 int gw_store_init(struct gw *gw)

@@ -103,6 +103,34 @@ static const char route_lua[] =
     "redis.call('EXPIRE', rk, ARGV[11])\n"
     "return {'new', owner, ARGV[2], repeat_of, '0'}\n";
 
+/* The first `chars` characters of UTF-8 text (checked valid by the classifier), line breaks
+ * and tabs as spaces, with "…" when cut. */
+static void rt_text_prefix(const char *text, size_t chars, char *out, size_t outlen)
+{
+    size_t o = 0, n = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p && n < chars) {
+        size_t len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+        for (size_t k = 1; k < len; k++)
+            if (!p[k]) len = k; /* never read past the end of a damaged sequence */
+        if (o + len + 1 > outlen) break;
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            out[o++] = ' ';
+        } else {
+            memcpy(out + o, p, len);
+            o += len;
+        }
+        p += len;
+        n++;
+    }
+    static const char ellipsis[] = "\xe2\x80\xa6";
+    if (*p && o + sizeof ellipsis <= outlen) {
+        memcpy(out + o, ellipsis, sizeof ellipsis - 1);
+        o += sizeof ellipsis - 1;
+    }
+    out[o] = '\0';
+}
+
 int rt_store_init(struct router *rt)
 {
     rt->route_script = cw_redis_script_new(rt->redis, route_lua);
@@ -110,7 +138,10 @@ int rt_store_init(struct router *rt)
 }
 
 /* The record fields the script stores, name then value. */
-enum { REC_PAIRS = 13 };
+enum { REC_PAIRS = 15 };
+
+/* The first characters of the complaint, for lists (the console's open cases). */
+#define SUMMARY_CHARS 60
 
 int rt_store_route(struct router *rt, struct rt_job *job,
                    void (*cb)(void *arg, const redisReply *reply, const char *err))
@@ -119,13 +150,16 @@ int rt_store_route(struct router *rt, struct rt_job *job,
     const Casewire__V1__CaseSubmitted *cs = job->cs;
     const struct rt_verdict *v = &job->verdict;
     const struct rt_assignment *a = &job->assignment;
-    char now[24], created[24], window[24], reply_by[24], nrec[8];
+    char now[24], created[24], window[24], reply_by[24], nrec[8], summary[SUMMARY_CHARS * 4 + 4];
     int64_t created_ms = meta->occurred_ms > 0 ? meta->occurred_ms : cw_ulid_time_ms(meta->case_id);
     snprintf(now, sizeof now, "%lld", (long long)cw_now_ms());
     snprintf(created, sizeof created, "%lld", (long long)created_ms);
     snprintf(window, sizeof window, "%lld", (long long)rt->repeat_window_ms);
     snprintf(reply_by, sizeof reply_by, "%lld", (long long)cs->reply_by_ms);
     snprintf(nrec, sizeof nrec, "%d", 2 * REC_PAIRS);
+    rt_text_prefix(cs->text ? cs->text : "", SUMMARY_CHARS, summary, sizeof summary);
+    /* the rule that decided the category: what the reports count as a cause */
+    const char *cause = v->why[RT_CATEGORY].rule_id ? v->why[RT_CATEGORY].rule_id : "";
     if (!job->routed_event_id[0] && cw_ulid_new(job->routed_event_id) != 0)
         return CW_REDIS_NO_MEMORY;
 
@@ -181,6 +215,10 @@ int rt_store_route(struct router *rt, struct rt_job *job,
         cs->recorded_by ? cs->recorded_by : "",
         "language",
         cs->language ? cs->language : "",
+        "cause",
+        cause,
+        "summary",
+        summary,
         "record",
         record,
     };

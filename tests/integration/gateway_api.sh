@@ -296,7 +296,10 @@ expect_error "status lookup with the wrong phone_last4" e_lookup_wrong 404 not_f
 http e_lookup_none GET "/v1/cases/$WEBNO"
 expect_error "status lookup without phone_last4" e_lookup_none 404 not_found
 
-for m in "GET /v1/cases POST" "DELETE /v1/cases POST" "PUT /v1/tenant/cases GET, POST" \
+# GET /v1/cases is the staff console's list (reports.sh): without a token, 401.
+http e_list GET /v1/cases
+expect_error "GET /v1/cases without a staff token" e_list 401 unauthorized
+for m in "DELETE /v1/cases GET, POST" "PUT /v1/cases GET, POST" "PUT /v1/tenant/cases GET, POST" \
   "GET /v1/cases/$WEB/events POST" "POST /v1/sites GET" "PATCH /v1/tenant/cases/$TA GET"; do
   read -r meth path allow <<<"$m"
   http e_405 "$meth" "$path"

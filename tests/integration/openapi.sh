@@ -12,6 +12,7 @@ gwsrc="$CW_ROOT/services/gateway"
 # Every route the gateway serves (services/gateway/main.c match(), common/httpd.c), and only these.
 routes=(
   "POST /v1/cases"
+  "GET /v1/cases"
   "GET /v1/cases/{case_no}"
   "POST /v1/cases/{id}/events"
   "GET /v1/sites"
@@ -26,6 +27,12 @@ routes=(
   "POST /v1/sms/receipts"
   "POST /v1/sms/replies"
   "POST /v1/sms/opt-outs"
+  "GET /v1/me"
+  "GET /v1/directory"
+  "GET /v1/reports/today"
+  "GET /v1/reports/daily"
+  "GET /v1/reports/weekly"
+  "GET /v1/reports/monthly"
   "GET /healthz"
   "GET /readyz"
   "GET /metrics"
@@ -222,3 +229,19 @@ got=$(call GET "/v1/tenant/cases?limit=0" "$tenant")
 check "a bad query parameter: 400 bad_request (got $got)" error_is 400 bad_request
 got=$(call GET /v1/tenant/cases "$staff")
 check "a staff token on the tenant API: 401 unauthorized (got $got)" error_is 401 unauthorized
+# The console's reads (staff.c, reports.c) have the shapes the document promises.
+got=$(call GET /v1/me "$staff")
+check "GET /v1/me: 200 with the Me schema (got $got)" eval '[ "$got" = 200 ] && conforms Me'
+got=$(call GET /v1/directory "$staff")
+check "GET /v1/directory: 200 with the Directory schema (got $got)" eval '[ "$got" = 200 ] && conforms Directory'
+got=$(call GET "/v1/cases?status=all" "$staff")
+check "GET /v1/cases: 200 with the CaseList schema, each case a CaseListItem (got $got)" \
+  eval '[ "$got" = 200 ] && conforms CaseList && each_conforms cases CaseListItem'
+got=$(call GET /v1/reports/today "$staff")
+check "GET /v1/reports/today: 200 with the TodayReport schema (got $got)" eval '[ "$got" = 200 ] && conforms TodayReport'
+got=$(call GET /v1/reports/weekly "$staff")
+check "GET /v1/reports/weekly: 200 with the PeriodReport schema (got $got)" eval '[ "$got" = 200 ] && conforms PeriodReport'
+got=$(call GET "/v1/reports/monthly?site=SH01" "$staff")
+check "GET /v1/reports/monthly?site=: 200 with the PeriodReport schema (got $got)" eval '[ "$got" = 200 ] && conforms PeriodReport'
+got=$(call GET /v1/me "$tenant")
+check "GET /v1/me with a tenant key: 401 unauthorized (got $got)" error_is 401 unauthorized
