@@ -50,6 +50,10 @@ enum cw_setting_type { CW_T_STRING, CW_T_INT, CW_T_MS, CW_T_BOOL };
       CW_SVC_GATEWAY, 0, "address the gateway listens on (0.0.0.0 for all)")                       \
     X(HTTP_PORT, "http-port", "CASEWIRE_HTTP_PORT", CW_T_INT, "8080", 0, 65535, CW_SVC_GATEWAY, 0, \
       "gateway HTTP port (0: any free port)")                                                      \
+    X(HTTP_REUSE_PORT, "http-reuse-port", "CASEWIRE_HTTP_REUSE_PORT", CW_T_BOOL, "false", 0, 1,    \
+      CW_SVC_GATEWAY, 0,                                                                           \
+      "share the port with other gateways on this host (SO_REUSEPORT: the kernel spreads new "     \
+      "connections over them)")                                                                    \
     X(HTTP_MAX_BODY, "http-max-body", "CASEWIRE_HTTP_MAX_BODY", CW_T_INT, "65536", 1024, 16777216, \
       CW_SVC_GATEWAY, 0, "largest request body in bytes; bigger ones are answered 413")            \
     X(HTTP_REQUEST_TIMEOUT, "http-request-timeout", "CASEWIRE_HTTP_REQUEST_TIMEOUT", CW_T_MS,      \

@@ -343,7 +343,31 @@ static double metric_deadline_closes(void *arg)
     return (double)((cw_httpd *)arg)->deadline_closes;
 }
 
-cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port,
+/* The listening socket: evhttp's own bind sets SO_REUSEADDR only, so with reuse_port the
+ * listener is made here. */
+static struct evhttp_bound_socket *bind_socket(cw_httpd *h, struct event_base *base,
+                                               const char *addr, int port, bool reuse_port)
+{
+    if (!reuse_port) return evhttp_bind_socket_with_handle(h->http, addr, (ev_uint16_t)port);
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+                                    .ai_socktype = SOCK_STREAM,
+                                    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST},
+                           *ai = NULL;
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    if (evutil_getaddrinfo(addr, service, &hints, &ai) != 0 || !ai) return NULL;
+    struct evconnlistener *l = evconnlistener_new_bind(
+        base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        -1, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (!l) return NULL;
+    struct evhttp_bound_socket *b = evhttp_bind_listener(h->http, l);
+    if (!b) evconnlistener_free(l);
+    return b;
+}
+
+cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port, bool reuse_port,
                        struct cw_metrics *metrics, char *err, size_t errlen)
 {
     cw_httpd *h = calloc(1, sizeof *h);
@@ -379,7 +403,7 @@ cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port,
     evhttp_set_cb(h->http, "/readyz", on_readyz, h);
     evhttp_set_cb(h->http, "/metrics", on_metrics, h);
     evhttp_set_gencb(h->http, on_other, h);
-    h->listener = evhttp_bind_socket_with_handle(h->http, bind_addr, (ev_uint16_t)port);
+    h->listener = bind_socket(h, base, bind_addr, port, reuse_port);
     if (!h->listener) {
         snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host?)",
                  bind_addr, port);

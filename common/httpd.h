@@ -11,6 +11,7 @@
 #ifndef CW_HTTPD_H
 #define CW_HTTPD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -20,8 +21,10 @@ struct cw_metrics;
 
 typedef struct cw_httpd cw_httpd;
 
-/* port 0 picks a free port: see cw_httpd_port(). */
-cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port,
+/* port 0 picks a free port: see cw_httpd_port(). reuse_port: other processes of the same user
+ * may listen on the same address and port (SO_REUSEPORT), and the kernel spreads connections
+ * over them: several gateways on one host behind one port. */
+cw_httpd *cw_httpd_new(struct event_base *base, const char *bind_addr, int port, bool reuse_port,
                        struct cw_metrics *metrics, char *err, size_t errlen);
 void cw_httpd_free(cw_httpd *h);
 int cw_httpd_port(const cw_httpd *h);

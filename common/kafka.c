@@ -36,7 +36,8 @@ struct kbase {
     void (*fatal_fn)(void *, const char *);
     void *fatal_arg;
     int fatal_raised;
-    const char *role; /* "producer" / "consumer" for logs */
+    const char *role;                            /* "producer" / "consumer" for logs */
+    void (*stats)(struct kbase *, json_t *root); /* more from the statistics, or NULL */
 };
 
 /* ---- shared: configuration, callbacks and loop wiring ---- */
@@ -125,8 +126,9 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         json_int_t nodeid = json_integer_value(json_object_get(b, "nodeid"));
         if (state && strcmp(state, "UP") == 0 && nodeid >= 0) up = 1;
     }
-    json_decref(root);
     kb->ready = up;
+    if (root && kb->stats) kb->stats(kb, root);
+    json_decref(root);
     return 0; /* we do not keep json: librdkafka frees it */
 }
 
@@ -376,7 +378,37 @@ struct cw_consumer {
     int64_t saturated_since; /* monotonic, when saturated */
     size_t inflight_peak;
     uint64_t received, done, rebalances;
+    /* per subscribed topic: what this member still has to consume (cw_consumer_lag) */
+    struct {
+        char *topic;
+        int64_t lag;
+    } lag[CW_CONSUMER_MAX_TOPICS];
+    size_t nlag;
 };
+
+/* From the statistics (every second): per subscribed topic, the sum over this member's
+ * partitions of the high watermark minus the offset it stored (its effects are durable up to
+ * there). Partitions librdkafka does not know a lag for yet (-1) are left out. */
+static void consumer_stats(struct kbase *kb, json_t *root)
+{
+    cw_consumer *c = (cw_consumer *)kb; /* kb is its first member */
+    json_t *topics = json_object_get(root, "topics");
+    for (size_t i = 0; i < c->nlag; i++) {
+        json_t *parts = json_object_get(json_object_get(topics, c->lag[i].topic), "partitions");
+        const char *id;
+        json_t *p;
+        int64_t sum = 0;
+        json_object_foreach(parts, id, p)
+        {
+            if (!strcmp(id, "-1")) continue; /* librdkafka's internal UA partition */
+            json_t *v = json_object_get(p, "consumer_lag_stored");
+            if (!v) v = json_object_get(p, "consumer_lag");
+            json_int_t lag = json_integer_value(v);
+            if (json_is_integer(v) && lag > 0) sum += lag;
+        }
+        c->lag[i].lag = sum;
+    }
+}
 
 static struct ptrack *ptrack_find(cw_consumer *c, const char *topic, int32_t partition)
 {
@@ -577,6 +609,7 @@ cw_consumer *cw_consumer_new(struct event_base *base, const struct cw_kafka_opti
     if (!c) return NULL;
     c->kb.role = "consumer";
     c->kb.serve = consumer_serve;
+    c->kb.stats = consumer_stats;
     c->kb.pipefd[0] = c->kb.pipefd[1] = -1;
     c->opt = *copt;
     c->opt.topics = NULL; /* the caller's; used only below */
@@ -584,6 +617,11 @@ cw_consumer *cw_consumer_new(struct event_base *base, const struct cw_kafka_opti
     LIST_INIT(&c->parts);
     LIST_INIT(&c->revoked);
     if (!(c->group_id = strdup(copt->group_id))) goto fail;
+    for (size_t i = 0; i < copt->ntopics && i < CW_CONSUMER_MAX_TOPICS; i++) {
+        if (!(c->lag[i].topic = strdup(copt->topics[i]))) goto fail;
+        c->lag[i].lag = -1;
+        c->nlag++;
+    }
     char num[32], e[256];
     rd_kafka_conf_t *conf = kbase_conf(&c->kb, opt, err, errlen);
     if (!conf) goto fail;
@@ -752,6 +790,11 @@ void cw_consumer_on_fatal(cw_consumer *c, void (*fn)(void *, const char *), void
     c->kb.fatal_arg = arg;
 }
 
+int64_t cw_consumer_lag(const cw_consumer *c, size_t topic_index)
+{
+    return c && topic_index < c->nlag ? c->lag[topic_index].lag : -1;
+}
+
 void cw_consumer_stats(const cw_consumer *c, struct cw_consumer_stats *out)
 {
     out->received = c->received;
@@ -781,5 +824,6 @@ void cw_consumer_free(cw_consumer *c)
         rd_kafka_destroy_flags(c->kb.rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     free(c->group_id);
+    for (size_t i = 0; i < c->nlag; i++) free(c->lag[i].topic);
     free(c);
 }

@@ -101,6 +101,11 @@ struct cw_consumer_stats {
     int saturated;        /* at max_inflight right now */
 };
 void cw_consumer_stats(const cw_consumer *c, struct cw_consumer_stats *out);
+/* What this member still has to consume of topic topic_index of its subscription: the sum over
+ * its assigned partitions of the high watermark minus the offset it stored, from librdkafka's
+ * statistics (refreshed every second); -1 until the first statistics. */
+#define CW_CONSUMER_MAX_TOPICS 8
+int64_t cw_consumer_lag(const cw_consumer *c, size_t topic_index);
 
 /* NULL for a record without a value (a tombstone) and for a detached message. */
 const void *cw_kmsg_value(const cw_kmsg *m, size_t *len);

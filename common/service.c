@@ -26,6 +26,10 @@ struct cw_service {
     struct cw_chain *chain;
     int fatal;
     char client_id[64];
+    struct lag_metric {
+        struct cw_service *s;
+        size_t topic;
+    } lags[CW_CONSUMER_MAX_TOPICS]; /* the consumer-lag gauges' arguments */
 };
 
 static void on_fatal(void *arg, const char *reason)
@@ -50,6 +54,11 @@ static int producer_ready(void *arg) { return cw_producer_is_ready(arg); }
 static int consumer_ready(void *arg) { return cw_consumer_is_ready(arg); }
 static double producer_pending_metric(void *arg) { return (double)cw_producer_pending(arg); }
 static double consumer_inflight_metric(void *arg) { return (double)cw_consumer_inflight(arg); }
+static double consumer_lag_metric(void *arg)
+{
+    const struct lag_metric *l = arg;
+    return (double)cw_consumer_lag(l->s->consumer, l->topic);
+}
 
 static void kafka_options(const cw_service *s, struct cw_kafka_options *o)
 {
@@ -65,7 +74,8 @@ static int start_http(cw_service *s, char *err, size_t errlen)
     int gateway = s->def.id == CW_SVC_GATEWAY;
     const char *bind = cw_config_str(s->cfg, gateway ? CW_SET_HTTP_BIND : CW_SET_ADMIN_BIND);
     int port = (int)cw_config_int(s->cfg, gateway ? CW_SET_HTTP_PORT : CW_SET_ADMIN_PORT);
-    s->httpd = cw_httpd_new(s->base, bind, port, s->metrics, err, errlen);
+    bool reuse = gateway && cw_config_int(s->cfg, CW_SET_HTTP_REUSE_PORT);
+    s->httpd = cw_httpd_new(s->base, bind, port, reuse, s->metrics, err, errlen);
     if (!s->httpd) return -1;
     if (gateway) {
         struct cw_httpd_limits l = {
@@ -268,6 +278,13 @@ int cw_service_consume(cw_service *s, const char *const *topics, size_t ntopics,
     cw_metrics_gauge_fn(s->metrics, "casewire_kafka_consumer_inflight",
                         "Consumed messages whose effects are not yet durable",
                         consumer_inflight_metric, s->consumer, NULL);
+    for (size_t i = 0; i < ntopics && i < CW_CONSUMER_MAX_TOPICS; i++) {
+        s->lags[i] = (struct lag_metric){s, i};
+        cw_metrics_gauge_fn(s->metrics, "casewire_kafka_consumer_lag",
+                            "Messages of the topic this process still has to consume on its "
+                            "partitions (high watermark minus stored offset); -1 until known",
+                            consumer_lag_metric, &s->lags[i], "topic", topics[i], NULL);
+    }
     return 0;
 }
 

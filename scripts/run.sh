@@ -2,7 +2,10 @@
 # `make run`: the whole stack on this machine, in the foreground.
 #   Redis (deploy/redis.conf, AOF, data in var/redis) unless REDIS_URL is set,
 #   the devbroker (librdkafka mock cluster) unless KAFKA_BROKERS is set,
-#   then the gateway, router, deadline worker and notifier.
+#   then the gateway, router, deadline worker and notifier: one of each, or as many as
+#   GATEWAYS, ROUTERS, DEADLINES and NOTIFIERS say (make run ROUTERS=3 DEADLINES=2 ...).
+#   Gateways share the HTTP port (SO_REUSEPORT); the N-th worker of a kind listens on its
+#   kind's admin port + 10 * (N - 1) (routers 9101, 9111, 9121...).
 # Every line is prefixed with its service. Ctrl-C or SIGTERM stops everything within 10 s.
 set -uo pipefail
 build=${1:-build}
@@ -16,6 +19,16 @@ admin_router=${CASEWIRE_ROUTER_ADMIN_PORT:-9101}
 admin_deadline=${CASEWIRE_DEADLINE_ADMIN_PORT:-9102}
 admin_notifier=${CASEWIRE_NOTIFIER_ADMIN_PORT:-9103}
 export CASEWIRE_CHAIN=${CASEWIRE_CHAIN:-$root/deploy/chain.example.yaml}
+count() { # NAME value: a process count, 1 to 16
+  local v=${2:-1}
+  [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] && [ "$v" -le 16 ] && { echo "$v"; return; }
+  echo "[run] $1=$v: give a count from 1 to 16" >&2
+  exit 2
+}
+n_gateway=$(count GATEWAYS "${GATEWAYS:-}") || exit 2
+n_router=$(count ROUTERS "${ROUTERS:-}") || exit 2
+n_deadline=$(count DEADLINES "${DEADLINES:-}") || exit 2
+n_notifier=$(count NOTIFIERS "${NOTIFIERS:-}") || exit 2
 # Services finish within this (plus at most 2 s for destructors), inside run's 10 s promise.
 export CASEWIRE_SHUTDOWN_TIMEOUT=${CASEWIRE_SHUTDOWN_TIMEOUT:-6s}
 
@@ -94,19 +107,35 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   export KAFKA_BROKERS
 fi
 
-start router "$bin/casewire-router" --admin-port "$admin_router"
-start deadline "$bin/casewire-deadline" --admin-port "$admin_deadline"
-start notifier "$bin/casewire-notifier" --admin-port "$admin_notifier"
-start gateway "$bin/casewire-gateway" --http-port "$http_port"
+# name of the i-th process of a kind: "router", then "router-2", "router-3"...
+nth() { [ "$2" = 1 ] && echo "$1" || echo "$1-$2"; }
+admin_ports() { # base count: the admin ports of a kind
+  local i; for i in $(seq 1 "$2"); do printf '%s ' $(( $1 + 10 * (i - 1) )); done
+}
+for i in $(seq 1 "$n_router"); do
+  start "$(nth router "$i")" "$bin/casewire-router" --admin-port $(( admin_router + 10 * (i - 1) ))
+done
+for i in $(seq 1 "$n_deadline"); do
+  start "$(nth deadline "$i")" "$bin/casewire-deadline" --admin-port $(( admin_deadline + 10 * (i - 1) ))
+done
+for i in $(seq 1 "$n_notifier"); do
+  start "$(nth notifier "$i")" "$bin/casewire-notifier" --admin-port $(( admin_notifier + 10 * (i - 1) ))
+done
+reuse=()
+[ "$n_gateway" -gt 1 ] && reuse=(--http-reuse-port true)
+for i in $(seq 1 "$n_gateway"); do
+  start "$(nth gateway "$i")" "$bin/casewire-gateway" --http-port "$http_port" "${reuse[@]}"
+done
 wait_for 20 "the gateway on port $http_port (is the port free? set CASEWIRE_HTTP_PORT)" \
   curl -fsS "http://127.0.0.1:$http_port/healthz"
 
 cat <<MSG
 [run] casewire is up:
-[run]   gateway         http://127.0.0.1:$http_port   (GET /healthz /readyz /metrics)
-[run]   router admin    http://127.0.0.1:$admin_router/healthz
-[run]   deadline admin  http://127.0.0.1:$admin_deadline/healthz
-[run]   notifier admin  http://127.0.0.1:$admin_notifier/healthz
+[run]   gateway         http://127.0.0.1:$http_port   (GET /healthz /readyz /metrics; $n_gateway process(es))
+[run]   console         http://127.0.0.1:$http_port/console/
+[run]   router admin    ports $(admin_ports "$admin_router" "$n_router")(/healthz /readyz /metrics)
+[run]   deadline admin  ports $(admin_ports "$admin_deadline" "$n_deadline")
+[run]   notifier admin  ports $(admin_ports "$admin_notifier" "$n_notifier")
 [run]   redis           $REDIS_URL
 [run]   kafka           $KAFKA_BROKERS
 [run]   chain           $CASEWIRE_CHAIN
