@@ -25,10 +25,19 @@ packages=(
   prometheus                       # promtool: the tests check /metrics with `promtool check metrics`
   faketime                         # the deadline tests run a worker whose clock is an hour off
   openssl                          # the notifier tests check webhook signatures with `openssl dgst`
+  chromium                         # the staff console's end-to-end test runs in a real browser
+  nodejs npm                       # ... driven by playwright-core (tests/e2e, pinned by its package-lock.json)
+  fonts-wqy-microhei               # ... so its screenshots show Chinese text (Chromium brings no CJK font)
 )
+
+# A virtual package an installed package provides counts as installed: NodeSource's nodejs
+# provides npm (and conflicts with Debian's).
+provided=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null | sed -n 's/^ii *//p' |
+  sed -E 's/ *\([^)]*\)//g; s/,/ /g' | tr '\n' ' ') "
 
 missing=()
 for p in "${packages[@]}"; do
+  [[ "$provided" == *" $p "* ]] && continue
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

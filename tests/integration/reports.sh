@@ -8,6 +8,7 @@
 #   - GET /v1/reports/today and the daily, weekly and monthly reports, JSON and CSV, with
 #     figures known from what the test did: received, repeats, statuses, clocks met, running and
 #     breached, times, the follow-up and satisfaction, per day and per site;
+#   - the console's files: /, /console/, security headers, 404, 405.
 source "$CW_ROOT/tests/lib/common.sh"
 start_redis "$CW_TMP/redis" || { not_ok "redis starts"; exit 1; }
 start_devbroker "$CW_TMP/broker" || { not_ok "devbroker starts"; exit 1; }
@@ -181,6 +182,15 @@ check "bad dates and formats: 400 naming them; today has no CSV" \
   test "$(get "$DESK" '/v1/reports/daily?date=2026-13-01' | jq -r .error.field) $(get "$DESK" '/v1/reports/weekly?format=xml' | jq -r .error.field) $(code "$DESK" '/v1/reports/today?format=csv')" = "date format 400"
 check "reports need a staff token: 401 without, 401 with a tenant key" \
   test "$(code "X-No: 1" /v1/reports/daily) $(code "$(bearer tenant-T-SH01-0312)" /v1/reports/monthly)" = "401 401"
+
+# ---- the console's files ----
+check "GET / and GET /console redirect to /console/" \
+  test "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$GW_URL/") $(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/console")" = "302 $GW_URL/console/ 302"
+curl -s -D "$CW_TMP/console.h" -o "$CW_TMP/index.html" "$GW_URL/console/"
+check "GET /console/: the page, as HTML, under a content security policy of its own origin" \
+  eval 'grep -qi "^content-type: text/html" "$CW_TMP/console.h" && grep -qi "^content-security-policy: default-src .self." "$CW_TMP/console.h" && grep -qi "<html" "$CW_TMP/index.html"'
+check "a file that is not there is 404; POST is 405" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/console/nope.js") $(curl -s -o /dev/null -w '%{http_code}' -X POST "$GW_URL/console/")" = "404 405"
 
 [ "$(TZ=Asia/Shanghai date +%F)" = "$today" ] || echo "# warning: the test ran across midnight in Shanghai; the day's figures may be split"
 check_stops "the gateway" "$GW_PID" 15
