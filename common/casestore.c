@@ -23,6 +23,8 @@ const char cw_case_event_commit_lua[] =
     "local was_open, is_open = old ~= 'closed', status ~= 'closed'\n"
     "local new_owner = owner\n"
     "if ARGV[9] ~= '' then new_owner = ARGV[9] redis.call('HSET', ck, 'owner', new_owner) end\n"
+    /* a reassign: the department the case is now with */
+    "if ARGV[12] and ARGV[12] ~= '' then redis.call('HSET', ck, 'department', ARGV[12]) end\n"
     "local lk = 'cw:load:' .. site\n"
     "if owner and was_open and (not is_open or new_owner ~= owner) then\n"
     "  redis.call('ZREM', 'cw:idx:owner:' .. owner, id)\n"

@@ -12,7 +12,7 @@
  * same), 10 the site's date of the event (yyyymmdd, '' unknown), 11 optional: the status the case
  * must have, else nothing is written and the reply is -1; with it, a commit whose history entry
  * is in already writes nothing again and replies 1 (a retry must not undo what happened
- * since). Keeps the
+ * since); 12 optional: the case's new department ('' same). Keeps the
  * router's indexes: the site's cases by status, the owner's open cases and open load, and the
  * times the reports measure: acked_ms and replied_ms (the first), resolved_ms, closed_ms and
  * followup_ms (the latest), each the entry's time (ARGV 8). The history

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "roster.h"
 
 struct action_def {
     const char *name;
@@ -54,7 +55,13 @@ struct ev {
     int actor_kind;         /* CASEWIRE__V1__ACTOR_KIND__* */
     const char *actor_id;
     bool by_sms; /* a customer's SMS reply: a refusal is an answer, not an error */
+    /* reassign: the department the case goes to (to_department, else to_staff's), and the
+     * person picked in it when only a department was named */
+    const char *department;
+    char picked[64];
 };
+
+#define REASSIGN_CANDIDATES 32 /* people of a department the least loaded is picked among */
 
 static const char *actor_kind_name(int k)
 {
@@ -77,6 +84,21 @@ static const char *status_after(const struct ev *ev)
                    : "";
     default: return "";
     }
+}
+
+/* Everyone in department d (its site's or the group's staff), up to max into out; returns how
+ * many there are. */
+static size_t department_staff(const cw_chain *chain, const struct cw_department *d,
+                               const struct cw_staff **out, size_t max)
+{
+    const struct cw_staff *staff = d->site ? d->site->staff : cw_chain_group(chain)->staff;
+    size_t n = d->site ? d->site->nstaff : cw_chain_group(chain)->nstaff, found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (staff[i].department == d) {
+            if (found < max) out[found] = &staff[i];
+            found++;
+        }
+    return found;
 }
 
 static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
@@ -121,9 +143,18 @@ static int validate(struct gw_req *r, struct ev *ev, struct gw_verr *e)
         if (ev->to_staff && !cw_chain_staff(r->gw->chain, ev->to_staff))
             return gw_fail(e, "validation_failed", "to_staff", "no staff member \"%.64s\"",
                            ev->to_staff);
-        if (ev->to_department && !cw_chain_department(r->gw->chain, ev->to_department))
+        const struct cw_department *d =
+            ev->to_department ? cw_chain_department(r->gw->chain, ev->to_department) : NULL;
+        if (ev->to_department && !d)
             return gw_fail(e, "validation_failed", "to_department", "no department \"%.64s\"",
                            ev->to_department);
+        if (d && !ev->to_staff && !department_staff(r->gw->chain, d, NULL, 0))
+            return gw_fail(e, "validation_failed", "to_department",
+                           "department \"%.64s\" has nobody to take the case: name to_staff",
+                           ev->to_department);
+        const struct cw_staff *st =
+            ev->to_staff ? cw_chain_staff(r->gw->chain, ev->to_staff) : NULL;
+        ev->department = d ? d->id : st && st->department ? st->department->id : NULL;
     }
     if (ev->outcome_name) {
         for (int i = 1; i < (int)(sizeof outcomes / sizeof *outcomes); i++)
@@ -212,8 +243,10 @@ static void delivered(void *opaque, int error, const char *errstr)
                           entry ? entry : "{}",
                           at,
                           ev->to_staff ? ev->to_staff : "",
-                          day};
-    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 11, argv, committed);
+                          day,
+                          "",
+                          ev->department ? ev->department : ""};
+    int rc = gw_store_run(r, GW_S_EVENT_COMMIT, 1, 13, argv, committed);
     free(entry);
     if (rc != 0) committed(r, NULL, cw_redis_strerror(rc));
     gw_req_release(r);
@@ -247,6 +280,51 @@ static int produce(struct gw_req *r)
     free(buf);
     if (rc == CW_PRODUCE_OK) gw_req_hold(r);
     return rc;
+}
+
+static void produce_or_release(struct gw_req *r)
+{
+    int rc = produce(r);
+    if (rc != CW_PRODUCE_OK) {
+        gw_store_release(r);
+        gw_store_unavailable(r, rc, "action");
+    }
+}
+
+static void picked(struct gw_req *r, const redisReply *reply, const char *err)
+{
+    struct ev *ev = r->op;
+    const char *who = err ? "" : gw_reply_str(reply, 0);
+    if (!*who) {
+        gw_store_release(r);
+        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry", 2);
+        return;
+    }
+    snprintf(ev->picked, sizeof ev->picked, "%s", who);
+    ev->to_staff = ev->picked; /* the event names who takes it: the deadline worker's owner */
+    produce_or_release(r);
+}
+
+/* A reassign to a department: whoever of it is on duty now (else anyone of it) with the fewest
+ * open cases at the case's site, as the router picks (cw:load:<site>). */
+static void pick_owner(struct gw_req *r)
+{
+    struct ev *ev = r->op;
+    const cw_chain *chain = r->gw->chain;
+    const struct cw_department *d = cw_chain_department(chain, ev->to_department);
+    const struct cw_site *site = cw_chain_site(chain, ev->site);
+    const struct cw_staff *people[REASSIGN_CANDIDATES];
+    size_t n = d && site ? cw_roster_department_on_duty(chain, r->gw->cal, site, d, cw_now_ms(),
+                                                        people, REASSIGN_CANDIDATES)
+                         : 0;
+    if (n == 0 && d) n = department_staff(chain, d, people, REASSIGN_CANDIDATES);
+    if (n > REASSIGN_CANDIDATES) n = REASSIGN_CANDIDATES;
+    const char *argv[1 + REASSIGN_CANDIDATES] = {ev->site};
+    for (size_t i = 0; i < n; i++) argv[1 + i] = people[i]->id;
+    if (n == 0 || gw_store_run(r, GW_S_LEAST_LOADED, 0, (int)(1 + n), argv, picked) != 0) {
+        gw_store_release(r);
+        gw_error_retry(r, 503, "unavailable", "case store unavailable; retry", 2);
+    }
 }
 
 static void begun(struct gw_req *r, const redisReply *reply, const char *err)
@@ -283,11 +361,11 @@ static void begun(struct gw_req *r, const redisReply *reply, const char *err)
         return;
     }
     ev->new_status = status_after(ev);
-    int rc = produce(r);
-    if (rc != CW_PRODUCE_OK) {
-        gw_store_release(r);
-        gw_store_unavailable(r, rc, "action");
+    if (ev->to_department && !ev->to_staff) {
+        pick_owner(r);
+        return;
     }
+    produce_or_release(r);
 }
 
 /* Reserves the event in the case store (idempotency, the transition's check), then produces

@@ -78,11 +78,11 @@ static int by_urgency_then_due(const void *a, const void *b)
 static void listed(struct gw_req *r, const redisReply *reply, const char *err)
 {
     const struct cw_site *site = r->op;
-    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 9) {
+    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 10) {
         gw_error_retry(r, 503, "unavailable", "callback store unavailable; retry", 2);
         return;
     }
-    size_t n = reply->elements / 9;
+    size_t n = reply->elements / 10;
     json_t **items = calloc(n ? n : 1, sizeof *items);
     if (!items) {
         gw_error(r, 503, "unavailable", "out of memory", NULL);
@@ -90,8 +90,8 @@ static void listed(struct gw_req *r, const redisReply *reply, const char *err)
     }
     int64_t now = cw_now_ms();
     for (size_t i = 0; i < n; i++) {
-        const char *f[9];
-        for (int k = 0; k < 9; k++) f[k] = gw_reply_str(reply, i * 9 + (size_t)k);
+        const char *f[10];
+        for (int k = 0; k < 10; k++) f[k] = gw_reply_str(reply, i * 10 + (size_t)k);
         long long due = atoll(f[4]), lease = atoll(f[7]);
         char due_s[40];
         gw_format_time(r->gw, site, due, due_s, sizeof due_s);
@@ -103,6 +103,12 @@ static void listed(struct gw_req *r, const redisReply *reply, const char *err)
             gw_format_time(r->gw, site, lease, lease_s, sizeof lease_s);
             json_object_set_new(t, "claimed_by", json_string(f[6]));
             json_object_set_new(t, "claimed_until", json_string(lease_s));
+        }
+        long long not_before = atoll(f[9]);
+        if (t && not_before > now) { /* not reached last time: the next call not before then */
+            char nb[40];
+            gw_format_time(r->gw, site, not_before, nb, sizeof nb);
+            json_object_set_new(t, "not_before", json_string(nb));
         }
         items[i] = t ? t : json_object();
     }
@@ -151,6 +157,12 @@ static void claimed(struct gw_req *r, const redisReply *reply, const char *err)
         snprintf(msg, sizeof msg, "%s is calling this customer (until %s); take another task",
                  gw_reply_str(reply, 1), till);
         gw_error(r, 409, "claimed", msg, NULL);
+    } else if (!strcmp(word, "later")) {
+        gw_format_time(r->gw, site, atoll(gw_reply_str(reply, 1)), till, sizeof till);
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the customer was not reached on the last call: call again after %s", till);
+        gw_error(r, 409, "too_early", msg, NULL);
     } else if (!strcmp(word, "closed")) {
         char msg[120];
         snprintf(msg, sizeof msg, "this follow-up is over (%s)", gw_reply_str(reply, 1));

@@ -94,6 +94,7 @@ enum gw_script {
     GW_S_REPORT_ROWS,
     GW_S_REPORT_FOLLOWUP,
     GW_S_REPORT_OPEN,
+    GW_S_LEAST_LOADED,
     GW_S__COUNT
 };
 

@@ -214,27 +214,29 @@ static const char staff_get_lua[] =
     "for _, h in ipairs(redis.call('ZRANGE', ck .. ':history', 0, 999)) do out[#out + 1] = h end\n"
     "return out\n";
 
-/* ARGV: site. The site's open callback tasks (at most 500, by due time), 9 fields each: task
- * id, case id, case no, urgency, due ms, attempts, agent, lease until, state. */
+/* ARGV: site. The site's open callback tasks (at most 500, by due time), 10 fields each: task
+ * id, case id, case no, urgency, due ms, attempts, agent, lease until, state, not before (a
+ * customer not reached: the next call's earliest time). */
 static const char cb_list_lua[] =
     "local ids = redis.call('ZRANGE', 'cw:cb:' .. ARGV[1] .. ':queue', 0, 499)\n"
     "local out = {}\n"
     "for _, id in ipairs(ids) do\n"
     "  local t = redis.call('HMGET', 'cw:cb:task:' .. id, 'case_id', 'case_no', 'urgency', "
-    "'due_ms', 'attempts', 'agent', 'lease_until', 'state')\n"
+    "'due_ms', 'attempts', 'agent', 'lease_until', 'state', 'not_before')\n"
     "  out[#out + 1] = id\n"
-    "  for i = 1, 8 do out[#out + 1] = t[i] or '' end\n"
+    "  for i = 1, 9 do out[#out + 1] = t[i] or '' end\n"
     "end\n"
     "return out\n";
 
 /* ARGV: 1 task id, 2 agent, 3 lease ms, 4 the sites whose follow-up the caller works
  * (",SH01,SH02,"): a task of any other site is not_found. On Redis's
  * clock: {'ok', case id, case no, lease until}, {'taken', agent, lease until}, {'closed',
- * state}, {'not_found'}. The same agent claiming again renews its lease. */
+ * state}, {'later', not before ms} (the customer was not reached: not yet), {'not_found'}.
+ * The same agent claiming again renews its lease. */
 static const char cb_claim_lua[] =
     "local tk = 'cw:cb:task:' .. ARGV[1]\n"
     "local t = redis.call('HMGET', tk, 'state', 'site', 'agent', 'lease_until', 'case_id', "
-    "'case_no')\n"
+    "'case_no', 'not_before')\n"
     "if not t[1] then return {'not_found'} end\n"
     "if not string.find(ARGV[4], ',' .. (t[2] or '') .. ',', 1, true) then return {'not_found'} "
     "end\n"
@@ -244,6 +246,8 @@ static const char cb_claim_lua[] =
     "if t[3] and t[3] ~= '' and t[3] ~= ARGV[2] and tonumber(t[4] or '0') > now then\n"
     "  return {'taken', t[3], t[4]}\n"
     "end\n"
+    /* the customer was not reached: not again before the retry time */
+    "if tonumber(t[7] or '0') > now then return {'later', t[7]} end\n"
     "local till = now + tonumber(ARGV[3])\n"
     "redis.call('HSET', tk, 'agent', ARGV[2], 'lease_until', till)\n"
     "return {'ok', t[5], t[6], tostring(till)}\n";
@@ -427,6 +431,17 @@ static const char report_open_lua[] =
     "end\n"
     "return {open, overdue, cut}\n";
 
+/* ARGV: 1 site, 2.. staff ids. The one with the fewest open cases at the site (cw:load, the
+ * router's), the first of equals. */
+static const char least_loaded_lua[] =
+    "local loads = redis.call('HMGET', 'cw:load:' .. ARGV[1], unpack(ARGV, 2, #ARGV))\n"
+    "local best, who = nil, ''\n"
+    "for i = 2, #ARGV do\n"
+    "  local l = tonumber(loads[i - 1] or '0')\n"
+    "  if not best or l < best then best, who = l, ARGV[i] end\n"
+    "end\n"
+    "return {who}\n";
+
 static const char *const sources[GW_S__COUNT] = {
     [GW_S_INTAKE] = intake_lua,
     [GW_S_INTAKE_COMMIT] = intake_commit_lua,
@@ -448,6 +463,7 @@ static const char *const sources[GW_S__COUNT] = {
     [GW_S_REPORT_ROWS] = report_rows_lua,
     [GW_S_REPORT_FOLLOWUP] = report_followup_lua,
     [GW_S_REPORT_OPEN] = report_open_lua,
+    [GW_S_LEAST_LOADED] = least_loaded_lua,
 };
 
 int gw_store_init(struct gw *gw)

@@ -89,7 +89,8 @@ static const char outcome_lua[] =
     "    return {'unreachable', tid} "
     "  end "
     "  local due = tonumber(ARGV[2]) + tonumber(ARGV[3]) "
-    "  redis.call('HSET', tk, 'state', 'open', 'due_ms', due) "
+    /* not before then: the agents' claim refuses it until the hour is up (the gateway) */
+    "  redis.call('HSET', tk, 'state', 'open', 'due_ms', due, 'not_before', due) "
     "  redis.call('ZADD', q, due, tid) "
     "  return 'retry' "
     "end "

@@ -19,7 +19,7 @@
 #include "alisms.h"
 
 /* The file provider looks this far back for a message's id after a crash mid-send. */
-#define FILE_STATUS_SCAN (4 * 1024 * 1024)
+#define FILE_STATUS_SCAN (64 * 1024 * 1024)
 
 struct nt_sms {
     const struct cw_sms_settings *s;
@@ -173,7 +173,7 @@ static int file_status(nt_sms *p, const struct nt_sms_msg *m, struct call *c)
         else if (from == 0)
             set_result(c, NT_SMS_RETRY, 0, "%s", "not in the file");
         else
-            set_result(c, NT_SMS_UNKNOWN, 0, "%s", "not in the file's last 4 MiB");
+            set_result(c, NT_SMS_UNKNOWN, 0, "%s", "not in the file's last 64 MiB");
     }
     free(buf);
     return later(c);

@@ -142,6 +142,11 @@ check "... and comes back in about an hour ($(( (${due2%.*} - $(date +%s%3N)) / 
   test $(( ${due2%.*} - $(date +%s%3N) )) -gt 3300000
 check "staff cannot close a case whose customer was not reached (409)" \
   test "$(event "$C2" '{"action":"close"}')" = 409
+out=$(curl -s -w '\n%{http_code}' -X POST -H "$AGENT" "$GW_URL/v1/callbacks/$T2/claim")
+check "... and no agent can claim it before the hour is up: 409 too_early, naming the time" \
+  test "$(tail -1 <<<"$out") $(head -1 <<<"$out" | jq -r '.error.code + " " + (.error.message | test("after 20[0-9-]+T") | tostring)')" = "409 too_early true"
+check "... the queue shows when it may be called again (not_before)" \
+  eval 'curl -s -H "$AGENT" "$GW_URL/v1/callbacks" | jq -e --arg t "$T2" ".tasks[] | select(.task_id == \$t) | .not_before | test(\"\\\\+08:00$\")" >/dev/null'
 # Two more unreachable calls: the last one closes the case as unreachable, and the customer gets
 # an SMS with a reply code.
 N2=$(jq -r '.tasks[1].case_no' <<<"$q")

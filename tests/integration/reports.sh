@@ -183,6 +183,21 @@ check "bad dates and formats: 400 naming them; today has no CSV" \
 check "reports need a staff token: 401 without, 401 with a tenant key" \
   test "$(code "X-No: 1" /v1/reports/daily) $(code "$(bearer tenant-T-SH01-0312)" /v1/reports/monthly)" = "401 401"
 
+# ---- reassigning (after the figures above) ----
+old_owner=$($RC hget "cw:case:$D" owner)
+check "D reassigned to the cleaning department (202)" test "$(act "$DESK" "$D" '{"action":"reassign","to_department":"SH01-clean","note":"转保洁部"}')" = 202
+cleaners=$(jq -r '[.staff[] | select(.department == "SH01-clean") | .id] | join(",")' <<<"$dir")
+reassigned() { [ "$($RC hget "cw:case:$D" department)" = SH01-clean ]; }
+check "... its department is SH01-clean and its owner one of the cleaners ($cleaners), picked by the gateway" \
+  eval 'wait_until 30 reassigned && [[ ",$cleaners," == *",$($RC hget "cw:case:$D" owner),"* ]]'
+new_owner=$($RC hget "cw:case:$D" owner)
+check "... the open load moved from $old_owner to $new_owner" \
+  eval '[ "$($RC zscore "cw:idx:owner:$new_owner" "$D")" != "" ] && [ -z "$($RC zscore "cw:idx:owner:$old_owner" "$D")" ]'
+check "... and the case event names the person, so the deadline worker's hand-off goes to them" \
+  test "$(get "$DESK" "/v1/cases/$D" | jq -r '[.history[] | select(.event == "reassign")][0] | "\(.to_staff) \(.to_department)"')" = "$new_owner SH01-clean"
+check "D reassigned to an engineer (202): the department follows the person" \
+  eval '[ "$(act "$DESK" "$D" "{\"action\":\"reassign\",\"to_staff\":\"SH01-S017\"}")" = 202 ] && wait_until 30 eval "[ \"\$($RC hget cw:case:$D department) \$($RC hget cw:case:$D owner)\" = \"SH01-eng SH01-S017\" ]"'
+
 # ---- the console's files ----
 check "GET / and GET /console redirect to /console/" \
   test "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$GW_URL/") $(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/console")" = "302 $GW_URL/console/ 302"
