@@ -266,6 +266,7 @@ static void on_sent(void *arg, const struct nt_sms_result *r)
         cw_metric_add(n->m.rejected, 1);
         give_up(k);
         return;
+    case NT_SMS_NO_ANSWER: /* a send does not answer this (only a status check does) */
     case NT_SMS_UNKNOWN:
         /* A timeout is not a failure: the provider may have sent it. The task stays
          * "calling" and the provider is asked after the backoff (not at once: it may still be
@@ -388,6 +389,18 @@ static void on_status(void *arg, const struct nt_sms_result *r)
         else
             proceed(k);
         return;
+    case NT_SMS_NO_ANSWER:
+        /* The provider could not be asked: still "calling", asked again after the backoff,
+         * counted as a try; when the tries run out, nobody can say (below). */
+        if (++k->tries < k->max_attempts) {
+            snprintf(k->error, sizeof k->error, "%s", r->error);
+            cw_info("notifier.status_unanswered", "task=%s tries=%u reason=\"%s\"", k->id,
+                    k->tries, r->error);
+            reschedule(k, "calling", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING,
+                       backoff_ms(k, false));
+            return;
+        }
+        /* fall through */
     case NT_SMS_REJECTED:
     case NT_SMS_UNKNOWN:
         /* Nobody can say: a second SMS to the customer is worse than a missing one. */
@@ -517,7 +530,7 @@ static void deliver_webhook(struct task *k)
         give_up(k);
     } else if (k->tries >= k->max_attempts) {
         give_up(k);
-    } else if (nt_hook_send(n->http, n->hook_cfg, n->hook_allow, t, k->id, body->data, body->len,
+    } else if (nt_hook_send(n->hook_http, n->hook_cfg, n->hook_allow, t, k->id, body->data, body->len,
                             on_hook, k) != 0) {
         k->tries++;
         snprintf(k->error, sizeof k->error, "the delivery could not start");

@@ -97,7 +97,8 @@ static int setup(struct notifier *n, cw_service *svc)
     }
     if (!(n->callbacks = nt_callbacks_new(n->redis, n->producer, n->chain, n->cal))) return -1;
     if (!(n->outbox = nt_outbox_new(n->redis)) ||
-        !(n->http = nt_http_new(n->base, MAX_BUSY, err, sizeof err))) {
+        !(n->http = nt_http_new(n->base, MAX_BUSY, err, sizeof err)) ||
+        !(n->hook_http = nt_http_new(n->base, MAX_BUSY, err, sizeof err))) {
         cw_error("notifier.setup_failed", "reason=\"%s\"", n->outbox ? err : "out of memory");
         return -1;
     }
@@ -144,6 +145,7 @@ int main(int argc, char **argv)
     nt_take_park(&n);
     nt_deliver_park(&n);
     nt_http_free(n.http); /* its callbacks see closing and return */
+    nt_http_free(n.hook_http);
     cw_service_free(svc); /* fails Redis calls in flight: their callbacks return at once */
     nt_take_free(&n);
     nt_deliver_free(&n);

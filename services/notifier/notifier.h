@@ -53,7 +53,9 @@ struct notifier {
     cw_redis *redis;
     cw_producer *producer;
     nt_outbox *outbox;
-    nt_http *http;
+    nt_http *http;      /* SMS providers */
+    nt_http *hook_http; /* tenant webhooks: their own connections and slots, so a tenant whose
+                         * server hangs cannot hold up the customers' SMS */
     nt_sms *sms;
     nt_callbacks *callbacks;
     int64_t lease_ms;

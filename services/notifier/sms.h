@@ -23,6 +23,8 @@ enum nt_sms_outcome {
     NT_SMS_RETRY,    /* not sent (or refused for now: throttled, 5xx): try again later */
     NT_SMS_REJECTED, /* refused for good (bad number, template, credentials): do not retry */
     NT_SMS_UNKNOWN,  /* may have been sent: check status before any resend */
+    NT_SMS_NO_ANSWER, /* nt_sms_status() only: the provider could not be asked (no connection
+                       * in time, refused, timed out): ask again later, never resend */
 };
 
 struct nt_sms_result {
@@ -53,8 +55,9 @@ const char *nt_sms_provider_name(const nt_sms *p);
 /* 0: cb runs once, later, from the loop. -1: refused at once (too busy); retry later. */
 int nt_sms_send(nt_sms *p, const struct nt_sms_msg *m, nt_sms_fn *cb, void *arg);
 /* After NT_SMS_UNKNOWN (or a crash in the middle of a send): SENT when the provider has the
- * message, RETRY when it certainly does not, UNKNOWN when it cannot tell (the caller then
- * treats the message as sent: a second SMS is worse than a missing receipt). */
+ * message, RETRY when it certainly does not (its own answer says so), UNKNOWN when it cannot
+ * tell (the caller then treats the message as sent: a second SMS is worse than a missing
+ * receipt), NO_ANSWER when the question did not get through (ask again). */
 int nt_sms_status(nt_sms *p, const struct nt_sms_msg *m, nt_sms_fn *cb, void *arg);
 
 /* Renders template text with the task's params ({name} -> value; a placeholder without a

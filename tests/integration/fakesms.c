@@ -12,6 +12,8 @@
  *                 twice; a limit violation is a message past --per-* for its number.
  *                 --no-checks 1 (benchmarks) counts neither: each would scan every message.
  *   GET /messages every message taken, one JSON object per line.
+ *   POST /hook-hang  a tenant's server that takes the request and never answers (counted as
+ *                 hooks_hung in /stats).
  *   POST /hook    a tenant's webhook receiver: answers 500 to the first --hook-fail deliveries
  *                 of each webhook-id, then 200; GET /hooks lists every request it got, one JSON
  *                 object per line: {"id","ts","sig","body","status"} (the headers as sent).
@@ -40,7 +42,7 @@ static size_t nmsgs;
 static int fail_pct, hang_pct, limits[3], hook_fail, no_checks;
 static json_t *hooks; /* every webhook request, in order */
 static unsigned long long rng = 88172645463325252ULL;
-static long long requests, errors_500, hung, violations, dup_ids, dup_texts;
+static long long requests, errors_500, hung, violations, dup_ids, dup_texts, hooks_hung;
 
 static unsigned roll(void)
 {
@@ -178,6 +180,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         on_sms(req);
     } else if (!strcmp(path, "/hook") && cmd == EVHTTP_REQ_POST) {
         on_hook(req);
+    } else if (!strcmp(path, "/hook-hang") && cmd == EVHTTP_REQ_POST) {
+        hooks_hung++; /* never answered: the notifier's timeout ends it */
     } else if (!strcmp(path, "/hooks")) {
         struct evbuffer *b = evbuffer_new();
         for (size_t i = 0; i < json_array_size(hooks); i++) {
@@ -196,8 +200,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         char body[512];
         snprintf(body, sizeof body,
                  "{\"taken\":%zu,\"ids\":%zu,\"dup_ids\":%lld,\"dup_texts\":%lld,"
-                 "\"limit_violations\":%lld,\"errors_500\":%lld,\"hung\":%lld,\"requests\":%lld}",
-                 nmsgs, ids, dup_ids, dup_texts, violations, errors_500, hung, requests);
+                 "\"limit_violations\":%lld,\"errors_500\":%lld,\"hung\":%lld,\"requests\":%lld,"
+                 "\"hooks_hung\":%lld}",
+                 nmsgs, ids, dup_ids, dup_texts, violations, errors_500, hung, requests,
+                 hooks_hung);
         reply(req, 200, body);
     } else if (!strcmp(path, "/messages")) {
         struct evbuffer *b = evbuffer_new();

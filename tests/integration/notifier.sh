@@ -30,10 +30,12 @@ FAKE="http://127.0.0.1:$(cat "$CW_TMP/fakesms.port")"
 # test runs at any hour), and limits per number the fake checks.
 CHAIN="$CW_TMP/chain.yaml"
 # (the example's own sms section, up to the blank line after it, makes way for this one)
-# Tenant T-SH01-0312's webhook goes to the fake, T-SH01-0105's to a cloud metadata address.
+# Tenant T-SH01-0312's webhook goes to the fake, T-SH01-0105's to a cloud metadata address,
+# T-SH01-0520's to a server that never answers.
 sed -e '/^sms:/,/^$/d' \
   -e "s|https://hooks.yuechafang.example/casewire|$FAKE/hook|" \
   -e "s|https://api.huayang-beauty.example/hooks/casewire|http://169.254.169.254/hook|" \
+  -e "s|https://shuxiangyuan.example/casewire/events|$FAKE/hook-hang|" \
   "$CW_ROOT/deploy/chain.example.yaml" >"$CHAIN"
 # (sms_templates is the file's last list: these lines add to it)
 cat >>"$CHAIN" <<YAML
@@ -165,6 +167,18 @@ check "the body says what happened ($(jq -c '{type, tenant, data}' <<<"$wbody"))
 refused() { grep -q 'event=notifier.dead_letter task=wh:.*metadata address: refused' "$CW_TMP/nt/notifier.log"; }
 check "a webhook URL leading to a cloud metadata address is refused, dead-lettered, not retried" \
   wait_until 30 refused
+
+# A tenant whose server takes requests and never answers holds only webhook connections: with
+# 300 of its webhooks hanging (their 2 s timeouts, then retries), customers' SMS still go out
+# at once, none of them waiting for a connection.
+"$CW_BUILD/itests/notify_feed" case-events 300 T-SH01-0520 >/dev/null
+hung_hooks() { [ "$(curl -s "$FAKE/stats" | jq .hooks_hung)" -ge "$1" ]; }
+check "300 webhooks of a tenant whose server never answers are hanging (128 at a time)" wait_until 30 hung_hooks 128
+NOTIFY_FEED_PHONE_BASE=3000 "$feed" sms beside 50 50 1 >/dev/null
+beside() { [ "$(curl -s "$FAKE/messages" | jq -rs '[.[] | select(.id | startswith("beside-"))] | map(.id) | unique | length')" -ge 50 ]; }
+check "... while 50 customers' SMS all reach the provider" wait_until 30 beside
+check "... and no SMS waited for a connection behind the webhooks" \
+  sh -c "! grep 'task=beside-' '$CW_TMP/nt/notifier.log' | grep -q 'waited too long for a connection'"
 
 # kill -9 in the middle of a burst, restart: every task sent once, none twice.
 NOTIFY_FEED_PHONE_BASE=1000 "$feed" sms crash 200 100 1 >/dev/null &

@@ -167,7 +167,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: KAFKA_BROKERS=... notify_feed sms PREFIX N PHONES COPIES [TEMPLATE "
                     "[EMERGENCY]] | staff PREFIX N STAFF_ID | inbox PREFIX N STAFF_ID | case-event "
-                    "CASE_ID TENANT_ID | garbage\n");
+                    "CASE_ID TENANT_ID | case-events N TENANT_ID | garbage\n");
     return 2;
 }
 
@@ -194,6 +194,12 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "case-event") && argc == 4) {
         rc = case_event(rk, argv[2], argv[3]);
         want = 1;
+    } else if (!strcmp(argv[1], "case-events") && argc == 4) { /* N of a tenant, new cases */
+        want = atoi(argv[2]);
+        for (int i = 0; rc == 0 && i < want; i++) {
+            char case_id[CW_ULID_LEN + 1];
+            rc = cw_ulid_new(case_id) != 0 ? -1 : case_event(rk, case_id, argv[3]);
+        }
     } else if (!strcmp(argv[1], "garbage")) {
         rc = garbage(rk);
         want = 2;

@@ -2,6 +2,7 @@
  * characters), the phone hash that keys limits and the opt-out list, and the chain's sms and
  * webhooks sections (defaults, a provider's settings, the problems reported). */
 #include <check.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +307,57 @@ START_TEST(hook_allow_mask_from_chain_names)
 }
 END_TEST
 
+/* What an HTTP provider that cannot be reached means: a send refused before it went out was not
+ * sent (try again); a status check that cannot get through says nothing (ask again: never a
+ * resend, which could reach the phone twice). */
+struct outcome {
+    struct event_base *base;
+    int got; /* enum nt_sms_outcome, -1 not yet */
+};
+
+static void on_outcome(void *arg, const struct nt_sms_result *r)
+{
+    struct outcome *o = arg;
+    o->got = (int)r->outcome;
+    event_base_loopbreak(o->base);
+}
+
+START_TEST(unreachable_provider_send_and_status)
+{
+    char problems[4096] = "";
+    /* port 1 on loopback: nothing listens there, the connection is refused at once */
+    cw_chain *c = chain_with("sms:\n  provider: http\n  http: {url: \"http://127.0.0.1:1/sms\", "
+                             "status_url: \"http://127.0.0.1:1/status\"}\n  timeout: 2s\n",
+                             problems, sizeof problems);
+    ck_assert_msg(c != NULL, "%s", problems);
+    struct event_base *base = event_base_new();
+    char err[256];
+    nt_http *http = nt_http_new(base, 16, err, sizeof err);
+    ck_assert_msg(http != NULL, "%s", err);
+    nt_sms *sms = nt_sms_new(cw_chain_sms(c), c, http, base, err, sizeof err);
+    ck_assert_msg(sms != NULL, "%s", err);
+    struct nt_sms_msg m = {.id = "t-1",
+                           .phone = "+8613800138000",
+                           .text = "x",
+                           .template_id = "case_received",
+                           .params_json = "{}"};
+    struct outcome o = {base, -1};
+    ck_assert_int_eq(nt_sms_send(sms, &m, on_outcome, &o), 0);
+    event_base_dispatch(base);
+    ck_assert_int_eq(o.got, NT_SMS_RETRY);
+    o.got = -1;
+    ck_assert_int_eq(nt_sms_status(sms, &m, on_outcome, &o), 0);
+    event_base_dispatch(base);
+    ck_assert_int_eq(o.got, NT_SMS_NO_ANSWER);
+    nt_sms_free(sms);
+    nt_http_free(http);
+    event_base_free(base);
+    cw_chain_free(c);
+}
+END_TEST
+
 CW_TEST_MAIN("notifier", render_fills_placeholders, render_refuses_what_does_not_fit,
              utf8_counts_characters, phone_hash_ignores_punctuation_and_country_code,
              chain_sms_defaults, chain_sms_aliyun, chain_sms_problems, chain_webhook_url_shape,
-             hook_task_for_tenant_events, hook_allow_mask_from_chain_names)
+             hook_task_for_tenant_events, hook_allow_mask_from_chain_names,
+             unreachable_provider_send_and_status)
