@@ -23,6 +23,7 @@
 # passes or fails. Targets (issue 4/7): lateness p99 <= 10 ms at 10k/s, >= 60,000 fires/s
 # sustained, arming >= 100,000/s, 1M timers <= 300 MB.
 source "$CW_ROOT/tests/lib/common.sh"
+source "$CW_ROOT/bench/lib.sh"
 runs=${BENCH_RUNS:-3}
 arm_n=${BENCH_DEADLINE_ARM:-200000}
 mem_n=${BENCH_DEADLINE_MEMORY:-1000000}
@@ -166,4 +167,34 @@ row "Redis memory, 1M timers, MB (1 a case)" "$cw_mem1" "" "" ""
 echo "(a p99 of 999999: not every timer fired within the spread + 60 s; rates tried: $rates)"
 echo "deadline worker peak RSS ${hwm} MB"
 for l in "${lines[@]}"; do echo "  $l"; done
+# The headline figures for bench/run.sh's report (bench/lib.sh; nothing when run alone).
+bq="BullMQ $bullmq_version"
+fig() { # NAME UNIT KEY PEER_KEY [key=value...]
+  local name=$1 unit=$2 k=$3 pk=$4
+  shift 4
+  bench_result deadline "$name" "$(med "$k")" "$unit" runs="${res[$k]}" peer="$bq" \
+    peer_value="$(med "$pk")" peer_runs="${res[$pk]}" "$@"
+}
+fig "arming, 1 timer a script run" timers/s cw_arm1 bq_arm target=">= 100000"
+fig "arming, a clock's 3 timers a script run" timers/s cw_arm3 bq_arm target=">= 100000"
+for rate in 200 10000; do
+  fig "lateness at $rate/s, p50" ms "cw_p50_$rate" "bq_p50_$rate"
+  tgt=()
+  [ "$rate" = 10000 ] && tgt+=(target="<= 10")
+  [[ " ${res[cw_p99_$rate]} ${res[bq_p99_$rate]} " == *" 999999 "* ]] &&
+    tgt+=(note="999999: not every timer fired within the spread + 60 s")
+  fig "lateness at $rate/s, p99" ms "cw_p99_$rate" "bq_p99_$rate" "${tgt[@]}"
+  bench_result deadline "lateness at $rate/s at the claim, p99 (bucket bound)" "$(med "cw_cp99_$rate")" ms \
+    runs="${res[cw_cp99_$rate]}" note="casewire's moment comparable to BullMQ's processor start"
+done
+fig "highest sustained rate with p99 < 100 ms" timers/s cw_best bq_best target=">= 60000" \
+  note="rates tried: $rates"
+mem_name=$([ "$mem_n" = 1000000 ] && echo 1M || echo "$mem_n")
+mem_tgt=()
+[ "$mem_n" = 1000000 ] && mem_tgt=(target="<= 300")
+bench_result deadline "Redis memory, $mem_name timers (3 a case)" "$cw_mem3" MB peer="$bq" peer_value="$bq_mem" \
+  "${mem_tgt[@]}" note="measured once"
+bench_result deadline "Redis memory, $mem_name timers (1 a case)" "$cw_mem1" MB note="measured once"
+bench_result deadline "deadline worker peak RSS" "$hwm" MB
+bench_memory deadline deadline "$hwm"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), node $(node --version)"

@@ -13,6 +13,7 @@
 # Figures only: nothing here passes or fails. The loader shares the machine's cores with the
 # server it measures, the same way for the gateway and for hello.
 source "$CW_ROOT/tests/lib/common.sh"
+source "$CW_ROOT/bench/lib.sh"
 runs=${BENCH_RUNS:-3}
 conns=${BENCH_GATEWAY_CONNECTIONS:-64}
 open_conns=${BENCH_GATEWAY_OPEN_CONNECTIONS:-256}
@@ -122,4 +123,24 @@ for r in $(seq 1 "$runs"); do
   done
 done
 [ -s "$CW_TMP/loadgen.err" ] && sort -u "$CW_TMP/loadgen.err" | head -n 10 | sed 's/^/  /'
+# The headline figures for bench/run.sh's report (bench/lib.sh; nothing when run alone).
+runs_of() { col "$1" "${@:2}" | tr '\n' ' '; }
+if [ "$gw_ok" = 1 ]; then
+  bench_result gateway "accepted cases/s, closed loop ($conns connections)" "$gw_med" cases/s \
+    runs="$(runs_of rate_2xx "${gw_closed[@]}")" peer="hello (bare libevent)" \
+    peer_value="$hello_med" peer_runs="$(runs_of rate_2xx "${hello_closed[@]}")" target=">= 25000"
+  bench_result gateway "p99 at $rate/s offered, open loop" "$(col p99_ms "${gw_open[@]}" | median)" ms \
+    runs="$(runs_of p99_ms "${gw_open[@]}")" target="<= 20" \
+    note="accepted $(col rate_2xx "${gw_open[@]}" | median | int)/s of $rate/s offered"
+  bench_result gateway "p50 at $rate/s offered, open loop" "$(col p50_ms "${gw_open[@]}" | median)" ms \
+    runs="$(runs_of p50_ms "${gw_open[@]}")"
+  bench_result gateway "accepted cases/s at $rate/s offered" "$(col rate_2xx "${gw_open[@]}" | median)" cases/s \
+    runs="$(runs_of rate_2xx "${gw_open[@]}")"
+  bench_result gateway "gateway peak RSS" "${gw_hwm:-?}" MiB target="<= 100 MB" \
+    peer="hello" peer_value="${hello_hwm:-?}"
+  bench_memory gateway gateway "${gw_hwm:-?}"
+else
+  bench_result gateway "accepted cases/s, closed loop ($conns connections)" "not measured" cases/s \
+    note="POST /v1/cases answered $probe, not 202" target=">= 25000"
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), libevent $(pkg-config --modversion libevent)"

@@ -3,6 +3,7 @@
 # every delivery report waited for) and consume them in a one-member group with an effect per
 # message. Prints the median of RUNS runs. Figures only: nothing here passes or fails.
 source "$CW_ROOT/tests/lib/common.sh"
+source "$CW_ROOT/bench/lib.sh"
 n=${BENCH_KAFKA_MESSAGES:-100000}
 runs=${BENCH_RUNS:-3}
 bin="$CW_BUILD/itests/kafka_group"
@@ -26,4 +27,9 @@ for r in $(seq 1 "$runs"); do
 done
 echo "kafka produce (acks=all, idempotent, $n msgs): median $(printf '%s\n' "${produce[@]}" | median) msg/s  runs: ${produce[*]}"
 echo "kafka consume (effect per message, from the first effect, $n msgs): median $(printf '%s\n' "${consume[@]}" | median) msg/s  runs: ${consume[*]}"
+# The headline figures for bench/run.sh's report (bench/lib.sh; nothing when run alone).
+bench_result kafka "produce, acks=all, idempotent ($n msgs)" "$(printf '%s\n' "${produce[@]}" | median)" msg/s \
+  runs="${produce[*]}"
+bench_result kafka "consume, an effect per message ($n msgs)" "$(printf '%s\n' "${consume[@]}" | median)" msg/s \
+  runs="${consume[*]}"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), librdkafka $(pkg-config --modversion rdkafka)"

@@ -14,6 +14,7 @@
 # machine. Figures only: nothing here passes or fails. Targets (issue 5/7): >= 10,000 tasks/s,
 # p99 task-to-provider <= 50 ms at 1,000/s.
 source "$CW_ROOT/tests/lib/common.sh"
+source "$CW_ROOT/bench/lib.sh"
 runs=${BENCH_RUNS:-3}
 n=${BENCH_NOTIFIER_N:-20000}
 secs=${BENCH_NOTIFIER_SECONDS:-10}
@@ -88,4 +89,12 @@ echo "notifier, median of $runs runs (target in brackets):"
 echo "  throughput, SMS tasks/s end to end:  $(col 1)  [>= 10,000]"
 echo "  task-to-provider at 1,000/s, ms:     p50 $(col 2)  p99 $(col 3)  max $(col 4)  [p99 <= 50]"
 echo "  notifier peak RSS, MB:               $(col 5)"
+# The headline figures for bench/run.sh's report (bench/lib.sh; nothing when run alone).
+runs_of() { awk -v c="$1" '{printf "%s ", $c}' "$CW_TMP/results"; }
+bench_result notifier "SMS tasks/s end to end ($n tasks at once)" "$(col 1)" tasks/s runs="$(runs_of 1)" \
+  target=">= 10000"
+bench_result notifier "task-to-provider p50 at 1,000 tasks/s" "$(col 2)" ms runs="$(runs_of 2)"
+bench_result notifier "task-to-provider p99 at 1,000 tasks/s" "$(col 3)" ms runs="$(runs_of 3)" target="<= 50"
+bench_result notifier "notifier peak RSS" "$(col 5)" MB runs="$(runs_of 5)"
+bench_memory notifier notifier "$(col 5)" runs="$(runs_of 5)"
 echo "  machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo) GiB, $(uname -r)"

@@ -6,6 +6,7 @@
 #   BENCH_REPORT_CASES (default 100000)  cases in the month
 #   BENCH_RUNS (default 3)               runs of each request; the median is printed
 source "$CW_ROOT/tests/lib/common.sh"
+source "$CW_ROOT/bench/lib.sh"
 N=${BENCH_REPORT_CASES:-100000}
 RUNS=${BENCH_RUNS:-3}
 start_redis "$CW_TMP/redis" || { echo "redis did not start"; exit 1; }
@@ -53,18 +54,19 @@ mem=$($RC info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p' | tr -d '\r')
 echo "$N synthetic cases at SH01 this month ($month); Redis holds $((mem / 1048576)) MiB"
 
 DESK="Authorization: Bearer demo-desk_agent-SH01"
-timed() { # PATH: median seconds over RUNS, and the answer's size
+timed() { # PATH: median seconds over RUNS, the answer's size, and every run's seconds
   local t sizes=() times=()
   for _ in $(seq 1 "$RUNS"); do
     read -r t s < <(curl -s -o /dev/null -w '%{time_total} %{size_download}\n' --max-time 120 -H "$DESK" "$GW_URL$1")
     times+=("$t"); sizes+=("$s")
   done
-  printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")" "${sizes[0]}"
+  printf '%s %s %s\n' "$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")" "${sizes[0]}" "${times[*]}"
 }
 for p in "/v1/reports/monthly?date=$month" "/v1/reports/monthly?date=$month&format=csv" \
   "/v1/reports/daily" "/v1/reports/today" "/v1/cases"; do
-  read -r t size < <(timed "$p")
+  read -r t size all < <(timed "$p")
   printf '  GET %-40s median %6.3f s over %d runs (%s bytes)\n' "$p" "$t" "$RUNS" "$size"
+  bench_result reports "GET ${p/\?date=$month/?date=<month>} ($N cases)" "$t" s runs="$all" note="$size bytes"
 done
 got=$(curl -s -H "$DESK" "$GW_URL/v1/reports/monthly?date=$month" | jq .received)
 echo "  the monthly report counted $got cases (of $N written)"

@@ -14,6 +14,7 @@
 # Prints medians, router/peer, each run's line, the router's peak RSS, and the machine.
 # Targets (issue 3/7): >= 30,000 cases/s. Figures only: nothing here passes or fails.
 source "$CW_ROOT/tests/lib/common.sh"
+source "$CW_ROOT/bench/lib.sh"
 runs=${BENCH_RUNS:-3}
 n=${BENCH_ROUTER_CASES:-50000}
 load="$CW_BUILD/benches/routerload"
@@ -48,7 +49,7 @@ redis_counters() {
 # CPU time a process has used, in ms (utime + stime from /proc/PID/stat).
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
 
-rates=() peers=() lines=()
+rates=() peers=() lines=() cmds=() inb=() outb=() mem1m=() hwms=()
 for r in $(seq 1 "$runs"); do
   $RC flushall >/dev/null
   $RC config resetstat >/dev/null
@@ -72,6 +73,12 @@ for r in $(seq 1 "$runs"); do
   pms=$(sed -n 's/.* ms=//p' <<<"$out")
   peer=$(( n * 1000 / (pms + 1) ))
   rates+=("$rate") peers+=("$peer")
+  # the same figures as the run's line, for the report
+  cmds+=("$(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN {printf "%.1f", c / n}')")
+  inb+=("$(awk -v i=$((i1 - i0)) -v n="$n" 'BEGIN {printf "%.0f", i / n}')")
+  outb+=("$(awk -v o=$((o1 - o0)) -v n="$n" 'BEGIN {printf "%.0f", o / n}')")
+  mem1m+=("$(awk -v m=$((m1 - m0)) -v n="$n" 'BEGIN {printf "%.0f", m / n * 1e6 / 1048576}')")
+  hwms+=("$(awk -v h="$hwm" 'BEGIN {printf "%.0f", h / 1024}')")
   lines+=("$(awk -v n="$n" -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v i=$((i1 - i0)) -v o=$((o1 - o0)) \
     -v m=$((m1 - m0)) -v rate="$rate" -v peer="$peer" -v hwm="$hwm" -v rc="$rcpu" -v dc="$dcpu" -v bc="$bcpu" 'BEGIN {
     printf "router %d cases/s, peer %d records/s; CPU per case: router %.0f us, Redis %.0f us, devbroker %.0f us; Redis per case: %.1f commands in %.2f script runs, %.0f B in, %.0f B out, %.0f B held (1M cases: %.0f MB); router peak RSS %.0f MB",
@@ -80,4 +87,15 @@ done
 router=$(printf '%s\n' "${rates[@]}" | median) peer=$(printf '%s\n' "${peers[@]}" | median)
 echo "router ($n cases a run, $runs runs): median $router cases/s; raw librdkafka consume+produce: median $peer records/s; router/peer $(awk -v a="$router" -v b="$peer" 'BEGIN {printf "%.2f", a / b}')"
 for l in "${lines[@]}"; do echo "  $l"; done
+# The headline figures for bench/run.sh's report (bench/lib.sh; nothing when run alone).
+med_of() { printf '%s\n' "$@" | median; }
+bench_result router "cases/s ($n cases a run)" "$router" cases/s runs="${rates[*]}" \
+  peer="raw librdkafka consume+produce" peer_value="$peer" peer_runs="${peers[*]}" target=">= 30000"
+bench_result router "Redis commands per case" "$(med_of "${cmds[@]}")" commands runs="${cmds[*]}"
+bench_result router "Redis bytes in per case" "$(med_of "${inb[@]}")" B runs="${inb[*]}"
+bench_result router "Redis bytes out per case" "$(med_of "${outb[@]}")" B runs="${outb[*]}"
+bench_result router "Redis memory for 1M cases" "$(med_of "${mem1m[@]}")" MB runs="${mem1m[*]}" \
+  note="used_memory held by $n cases, scaled"
+bench_result router "router peak RSS" "$(med_of "${hwms[@]}")" MB runs="${hwms[*]}"
+bench_memory router router "$(med_of "${hwms[@]}")" runs="${hwms[*]}"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"

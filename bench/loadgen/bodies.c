@@ -169,7 +169,7 @@ static const char *const mobile_prefixes[] = {"139", "138", "137", "136", "135",
                                               "151", "158", "186", "188", "177", "199"};
 
 /* Distinct per request: the prefix cycles and the 8 digits count up from a random base. */
-static void body_phone(struct lg_bodies *lg, uint64_t seq, char out[16])
+static void body_phone(const struct lg_bodies *lg, uint64_t seq, char out[16])
 {
     uint64_t n = (lg->phone_base + seq / N_OF(mobile_prefixes)) % 100000000ULL;
     snprintf(out, 16, "%s%08" PRIu64, mobile_prefixes[seq % N_OF(mobile_prefixes)], n);
@@ -228,6 +228,11 @@ size_t lg_body_build(struct lg_bodies *lg, uint64_t seq, char *out, size_t cap)
                      compact, rng_below(&lg->rng, 10000), rng_below(&lg->rng, 2) ? "true" : "false",
                      request, c->type, c->category, rng_below(&lg->rng, 1000000));
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+void lg_body_phone(const struct lg_bodies *b, uint64_t seq, char out[16])
+{
+    body_phone(b, seq, out);
 }
 
 void lg_bodies_init(struct lg_bodies *b, uint64_t seed)

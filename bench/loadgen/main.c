@@ -22,6 +22,10 @@
  * answer of each non-2xx status is shown on stderr, so that a benchmark of 404s or 422s
  * explains itself.
  *
+ * With --log FILE, each counted request also gets one line there once it is answered or given
+ * up (seq, due time since the epoch, the body's phone, status): the end-to-end benchmark
+ * (bench/e2e.sh) joins it with what the SMS provider received.
+ *
  * Bodies are realistic complaints for POST /v1/cases (docs/api.md), about 1 KiB each, with
  * Chinese text, a distinct mainland mobile number and a unique Idempotency-Key per request.
  */
@@ -71,6 +75,7 @@ struct lg_conn {
     int backoff_ms;
     /* the request in flight */
     uint64_t start_ns; /* due time (open loop) or send time (closed loop) */
+    uint64_t req_seq;  /* its request number (--log) */
     int counted;
     /* the answer being parsed */
     enum parse_state pstate;
@@ -98,6 +103,8 @@ struct lg {
     int nidle;
     struct event *tick, *end_ev, *drain_ev, *sig_int, *sig_term;
     uint64_t t0, warm_end, end, stopped_at;
+    uint64_t rt0_ns; /* CLOCK_REALTIME at t0: --log's times since the epoch */
+    FILE *log;       /* --log, or NULL */
     int stopping;
     uint64_t next_idx;       /* open loop: the next request to send */
     uint64_t first_counted;  /* open loop: the first request due after the warm-up */
@@ -123,6 +130,17 @@ static struct timeval tv_from_ns(uint64_t ns)
     struct timeval tv = {.tv_sec = (time_t)(ns / 1000000000ULL),
                          .tv_usec = (suseconds_t)(ns % 1000000000ULL / 1000)};
     return tv;
+}
+
+/* --log: request c's line, status 0 for an error or timeout, -1 for still in flight. */
+static void log_request(const struct lg_conn *c, int status)
+{
+    struct lg *lg = c->lg;
+    if (!lg->log || !c->counted) return;
+    char phone[16];
+    lg_body_phone(&lg->bodies, c->req_seq, phone);
+    uint64_t due_us = (lg->rt0_ns + (c->start_ns - lg->t0)) / 1000;
+    fprintf(lg->log, "%" PRIu64 " %" PRIu64 " %s %d\n", c->req_seq, due_us, phone, status);
 }
 
 /* ---- connections ---- */
@@ -173,6 +191,7 @@ static int conn_send(struct lg_conn *c, uint64_t start_ns)
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     c->state = CONN_BUSY;
     c->start_ns = start_ns;
+    c->req_seq = seq;
     c->counted = start_ns >= lg->warm_end && start_ns < lg->end;
     c->pstate = PARSE_STATUS;
     if (c->counted) {
@@ -189,6 +208,7 @@ static void conn_close(struct lg_conn *c, int timed_out)
 {
     struct lg *lg = c->lg;
     if (c->state == CONN_BUSY && c->counted) {
+        log_request(c, 0);
         lg->inflight_count--;
         if (timed_out)
             lg->st.timeouts++;
@@ -323,6 +343,7 @@ static void conn_answered(struct lg_conn *c)
         fprintf(stderr, "loadgen: first %d answer: %s\n", c->status, c->sample);
     }
     if (c->counted) {
+        log_request(c, c->status);
         lg->inflight_count--;
         lg->st.completed++;
         lg->st.status[c->status / 100]++;
@@ -513,6 +534,8 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct lg *lg = arg;
     lg->st.unfinished = lg->inflight_count;
+    for (int i = 0; i < lg->o.connections; i++)
+        if (lg->conns[i].state == CONN_BUSY) log_request(&lg->conns[i], -1);
     event_base_loopbreak(lg->base);
 }
 
@@ -626,7 +649,10 @@ static void lg_free(struct lg *lg)
 
 static void lg_run(struct lg *lg)
 {
+    struct timespec rt;
     lg->t0 = now_ns();
+    clock_gettime(CLOCK_REALTIME, &rt);
+    lg->rt0_ns = (uint64_t)rt.tv_sec * 1000000000ULL + (uint64_t)rt.tv_nsec;
     lg->warm_end = lg->t0 + (uint64_t)(lg->o.warmup_s * 1e9);
     lg->end = lg->warm_end + (uint64_t)(lg->o.duration_s * 1e9);
     if (lg->o.rate > 0) lg->first_counted = due_count(lg, lg->warm_end - 1);
@@ -670,8 +696,15 @@ int main(int argc, char **argv)
         lg_free(lg);
         return 1;
     }
+    if (lg->o.log_path[0] && !(lg->log = fopen(lg->o.log_path, "w"))) {
+        fprintf(stderr, "loadgen: cannot write %s\n", lg->o.log_path);
+        lg_free(lg);
+        return 1;
+    }
     lg_run(lg);
     summary_print(lg);
+    int log_failed = lg->log && fclose(lg->log) != 0;
+    if (log_failed) fprintf(stderr, "loadgen: could not write %s\n", lg->o.log_path);
     lg_free(lg);
-    return 0;
+    return log_failed ? 1 : 0;
 }

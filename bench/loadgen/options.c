@@ -35,6 +35,12 @@ static void usage(FILE *out)
         "      --no-idempotency   send no Idempotency-Key header\n"
         "      --seed N           random seed for the bodies (default: from the clock)\n"
         "      --sample           print one request body and exit\n"
+        "      --log FILE         also write one line per counted request to FILE, when it\n"
+        "                         is answered (or given up): \"seq due_us phone status\",\n"
+        "                         due_us its due (open loop) or send (closed loop) time in\n"
+        "                         microseconds since the epoch, phone the body's customer\n"
+        "                         phone, status the HTTP status (0: error or timeout, -1:\n"
+        "                         still in flight at the end)\n"
         "  -h, --help             this help\n"
         "\n"
         "Output keys:\n"
@@ -106,7 +112,7 @@ static int parse_url(struct lg_opts *o, const char *url)
 /* 0: run; 1: help shown; -1: bad usage. */
 int opts_parse(struct lg_opts *o, int argc, char **argv)
 {
-    enum { OPT_NO_IDEMPOTENCY = 256, OPT_SEED, OPT_SAMPLE };
+    enum { OPT_NO_IDEMPOTENCY = 256, OPT_SEED, OPT_SAMPLE, OPT_LOG };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
         {"connections", required_argument, NULL, 'c'},
@@ -118,6 +124,7 @@ int opts_parse(struct lg_opts *o, int argc, char **argv)
         {"no-idempotency", no_argument, NULL, OPT_NO_IDEMPOTENCY},
         {"seed", required_argument, NULL, OPT_SEED},
         {"sample", no_argument, NULL, OPT_SAMPLE},
+        {"log", required_argument, NULL, OPT_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -159,6 +166,14 @@ int opts_parse(struct lg_opts *o, int argc, char **argv)
             break;
         }
         case OPT_SAMPLE: o->sample = 1; break;
+        case OPT_LOG:
+            if (strlen(optarg) >= sizeof o->log_path) {
+                fprintf(stderr, "loadgen: --log path too long\n");
+                rc = -1;
+            } else {
+                strcpy(o->log_path, optarg);
+            }
+            break;
         case 'h': usage(stdout); return 1;
         default: rc = -1;
         }

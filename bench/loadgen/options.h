@@ -19,6 +19,7 @@ struct lg_opts {
     int idempotency;
     uint64_t seed;
     int sample;
+    char log_path[1024]; /* --log: one line per counted request, "" for none */
 };
 
 /* 0: run; 1: --help was printed (exit 0); -1: bad usage, said on stderr (exit 2). */
