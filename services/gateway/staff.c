@@ -159,7 +159,6 @@ struct list_query {
     const struct cw_site *sites[LIST_MAX_SITES];
     size_t nsites;
     char statuses[96];
-    const char *filters[5]; /* category, urgency, department, owner, tenant: NULL any */
     int limit;
     bool overdue_only;
 };
@@ -348,6 +347,7 @@ void gw_cases_list(struct gw_req *r, const char *query)
     const char *overdue = evhttp_find_header(&kv, "overdue");
     char *end = NULL;
     long lim = limit ? strtol(limit, &end, 10) : LIST_DEFAULT;
+    const char *filters[5] = {NULL}; /* category, urgency, department, owner, tenant: NULL any */
     if (!q) {
         gw_error(r, 503, "unavailable", "out of memory", NULL);
         goto out;
@@ -375,7 +375,7 @@ void gw_cases_list(struct gw_req *r, const char *query)
                      filter_keys[i]);
             goto out;
         }
-        q->filters[i] = v;
+        filters[i] = v;
     }
     {
         char scan[16];
@@ -384,13 +384,12 @@ void gw_cases_list(struct gw_req *r, const char *query)
         int argc = 0;
         argv[argc++] = q->statuses;
         argv[argc++] = scan;
-        for (int i = 0; i < 5; i++) argv[argc++] = q->filters[i] ? q->filters[i] : "";
+        for (int i = 0; i < 5; i++) argv[argc++] = filters[i] ? filters[i] : "";
         for (size_t i = 0; i < q->nsites; i++) argv[argc++] = q->sites[i]->id;
         if (gw_store_run(r, GW_S_CASES_LIST, 0, argc, argv, listed) != 0)
             gw_error_retry(r, 503, "unavailable", "case store unavailable; retry", 2);
     }
 out:
-    /* the filters point into kv: the script's arguments were copied when it was sent */
-    for (int i = 0; q && i < 5; i++) q->filters[i] = NULL;
+    /* (an answer above may have freed q with the request: nothing here touches it) */
     evhttp_clear_headers(&kv);
 }

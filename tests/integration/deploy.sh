@@ -203,13 +203,14 @@ runtime=$(awk '/^FROM /{n++} n==2' "$D")
 check "Dockerfile: both stages are Debian 12, the build stage runs make" \
   bash -c '[ "$(grep -cE "^FROM debian:12(-slim)?( |$)" "$1")" = 2 ] && awk "/^FROM /{n++} n==1" "$1" | grep -qE "make( |$)"' _ "$D"
 # The runtime stage installs the Debian package of every library the binaries link directly
-# (libc's own excepted), plus the time zones, CA certificates and curl for the healthchecks.
+# (libc's own excepted, and the sanitizers' runtimes when this is the sanitizer build: the image
+# builds without them), plus the time zones, CA certificates and curl for the healthchecks.
 need=$(for b in gateway router deadline notifier; do
   readelf -d "$CW_BUILD/bin/casewire-$b" | sed -nE 's/.*Shared library: \[(.*)\]/\1/p'
 done | sort -u | while read -r lib; do
   path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
   [ -n "$path" ] && dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1
-done | grep -vx libc6 | sort -u | tr '\n' ' ')
+done | grep -vxE 'libc6|libasan[0-9]*|libubsan[0-9]*' | sort -u | tr '\n' ' ')
 missing=""
 for p in $need tzdata ca-certificates curl; do grep -qE "(^|[ \\])$p( |$)" <<<"$runtime" || missing+="$p "; done
 check "Dockerfile: the runtime stage installs what the binaries link ($need)${missing:+ (missing: $missing)}" \
