@@ -67,7 +67,8 @@ machine=$(bench_machine_json)
 started=$(date -u +%FT%TZ) t_start=$(date +%s)
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=false
-[ -n "$(git -C "$root" status --porcelain 2>/dev/null | head -n 1)" ] && dirty=true
+# (the report's own files, just truncated above, do not count)
+[ -n "$(git -C "$root" status --porcelain -- . ':!bench/results' 2>/dev/null | head -n 1)" ] && dirty=true
 
 failed=0
 for n in "${selected[@]}"; do
