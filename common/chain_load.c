@@ -247,10 +247,9 @@ static void ld_staff(struct cw_ld *ld, const struct cw_ynode *owner, unsigned fl
     for (size_t i = 0; list && i < n; i++) {
         const struct cw_ynode *m = list->items[i];
         size_t im = ld_push_index(ld, i);
-        if (ld_map_keys(
-                ld, m,
-                KEYS("id", "name", "phone", "department", "roles", "shifts", "token_sha256",
-                     "sites"))) {
+        if (ld_map_keys(ld, m,
+                        KEYS("id", "name", "phone", "department", "roles", "shifts", "token_sha256",
+                             "sites"))) {
             struct cw_staff *s = &staff[count];
             *s = (struct cw_staff){0};
             s->site = site;

@@ -394,8 +394,8 @@ static void on_status(void *arg, const struct nt_sms_result *r)
          * counted as a try; when the tries run out, nobody can say (below). */
         if (++k->tries < k->max_attempts) {
             snprintf(k->error, sizeof k->error, "%s", r->error);
-            cw_info("notifier.status_unanswered", "task=%s tries=%u reason=\"%s\"", k->id,
-                    k->tries, r->error);
+            cw_info("notifier.status_unanswered", "task=%s tries=%u reason=\"%s\"", k->id, k->tries,
+                    r->error);
             reschedule(k, "calling", CASEWIRE__V1__DELIVERY_STATUS__DELIVERY_STATUS_RETRYING,
                        backoff_ms(k, false));
             return;
@@ -530,8 +530,8 @@ static void deliver_webhook(struct task *k)
         give_up(k);
     } else if (k->tries >= k->max_attempts) {
         give_up(k);
-    } else if (nt_hook_send(n->hook_http, n->hook_cfg, n->hook_allow, t, k->id, body->data, body->len,
-                            on_hook, k) != 0) {
+    } else if (nt_hook_send(n->hook_http, n->hook_cfg, n->hook_allow, t, k->id, body->data,
+                            body->len, on_hook, k) != 0) {
         k->tries++;
         snprintf(k->error, sizeof k->error, "the delivery could not start");
         not_sent(k, false);

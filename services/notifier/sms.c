@@ -262,8 +262,8 @@ static void on_http(void *arg, const struct nt_http_response *r)
     if (r->outcome != NT_HTTP_DONE && c->status_check)
         /* Not getting through to ask says nothing about the message: never "not sent" (a
          * resend could reach the phone twice). */
-        set_result(c, NT_SMS_NO_ANSWER, 0, "status check: %s: %s",
-                   nt_http_outcome_name(r->outcome), r->error);
+        set_result(c, NT_SMS_NO_ANSWER, 0, "status check: %s: %s", nt_http_outcome_name(r->outcome),
+                   r->error);
     else if (r->outcome != NT_HTTP_DONE)
         transport_failure(c, r);
     else if (c->status_check)

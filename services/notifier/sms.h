@@ -19,10 +19,10 @@
 #include "http.h"
 
 enum nt_sms_outcome {
-    NT_SMS_SENT = 0, /* the provider accepted it */
-    NT_SMS_RETRY,    /* not sent (or refused for now: throttled, 5xx): try again later */
-    NT_SMS_REJECTED, /* refused for good (bad number, template, credentials): do not retry */
-    NT_SMS_UNKNOWN,  /* may have been sent: check status before any resend */
+    NT_SMS_SENT = 0,  /* the provider accepted it */
+    NT_SMS_RETRY,     /* not sent (or refused for now: throttled, 5xx): try again later */
+    NT_SMS_REJECTED,  /* refused for good (bad number, template, credentials): do not retry */
+    NT_SMS_UNKNOWN,   /* may have been sent: check status before any resend */
     NT_SMS_NO_ANSWER, /* nt_sms_status() only: the provider could not be asked (no connection
                        * in time, refused, timed out): ask again later, never resend */
 };

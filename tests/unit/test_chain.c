@@ -164,7 +164,8 @@ END_TEST
 /* Who sees which site, and which actions a role allows. */
 START_TEST(example_visibility_and_actions)
 {
-    const struct cw_site *sh01 = cw_chain_site(example, "SH01"), *sh02 = cw_chain_site(example, "SH02"),
+    const struct cw_site *sh01 = cw_chain_site(example, "SH01"),
+                         *sh02 = cw_chain_site(example, "SH02"),
                          *hz01 = cw_chain_site(example, "HZ01");
     const struct cw_staff *desk = cw_chain_staff(example, "SH01-S001"),
                           *head = cw_chain_staff(example, "HQ-S001"),
